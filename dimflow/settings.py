@@ -1,0 +1,24 @@
+"""One settings object for dimflow: embedded defaults, overridden by DIMFLOW_* variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where dimflow keeps its data and how it generates synthetic drawings."""
+
+    model_config = SettingsConfigDict(env_prefix="DIMFLOW_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Datasets, local registry and results.")
+    synth_seed: int = Field(default=1, description="Default seed of the synthetic generator.")
+    synth_degrade_share: float = Field(default=0.3, ge=0.0, le=1.0, description="Share of degraded drawings.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

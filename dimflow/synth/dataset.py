@@ -1,0 +1,136 @@
+"""Write synthetic drawings with everything each model trains on.
+
+Layout under OUT (YOLO finds labels/ beside images/):
+
+    images/<name>.png         the drawing (grayscale)
+    truth/<name>.json         the contract's result (bbox = tight box of the callout's text ink)
+    labels/<name>.txt         YOLO boxes: 0 dimension, 1 text, 2 title_block
+    segmentation/<name>.png   pixel classes: 0 paper, 1 contour, 2 dimension, 3 text, 4 other
+    strokes/<name>.json       vector strokes (px) with their class, and text boxes
+    crops/<name>-<k>.png      callout and text crops; crops/index.jsonl holds their strings
+    meta/<name>.json          generator choices (part, sheet, dpi, font, degradation)
+    data.yaml                 the YOLO dataset file
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from pathlib import Path
+
+from PIL import Image
+
+from dimflow.schema import Dimension, DrawingResult, ImageSize, TextItem, drawing_id
+from dimflow.synth.generate import SynthDrawing, generate
+
+YOLO_CLASSES = ("dimension", "text", "title_block")
+CROP_PAD_PX = 4
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    """PNG bytes without timestamps or other varying chunks: same pixels, same bytes."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def _write(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    tmp.replace(path)
+
+
+def truth_result(d: SynthDrawing, image_bytes: bytes, source: str | None) -> DrawingResult:
+    """The drawing's ground truth in the contract's shape."""
+    dims, texts = [], []
+    k = 0
+    for block, box in zip(d.scene.texts, d.rendered.text_boxes, strict=True):
+        bbox = tuple(round(v, 1) for v in box)
+        if block.callout is not None:
+            k += 1
+            dims.append(Dimension(id=f"d{k}", bbox=bbox, confidence=1.0, **block.callout.fields()))
+        else:
+            texts.append(TextItem(text=block.string, bbox=bbox, confidence=1.0))
+    w, h = d.rendered.image.size
+    return DrawingResult(
+        drawing_id=drawing_id(image_bytes), source=source, image=ImageSize(width=w, height=h),
+        models={"generator": "dimflow-synth/1"}, dimensions=dims, texts=texts, timings_ms={},
+    )
+
+
+def yolo_lines(d: SynthDrawing) -> list[str]:
+    w, h = d.rendered.image.size
+    boxes: list[tuple[int, tuple[float, float, float, float]]] = []
+    for block, box in zip(d.scene.texts, d.rendered.text_boxes, strict=True):
+        cls = 0 if block.callout is not None else 1
+        boxes.append((cls, box))
+    k = d.rendered.image.size[0] / d.scene.width
+    for name, (x0, y0, x1, y1) in d.scene.regions:
+        if name == "title_block":
+            boxes.append((2, (x0 * k, y0 * k, x1 * k, y1 * k)))
+    lines = []
+    for cls, (x0, y0, x1, y1) in boxes:
+        if x1 - x0 < 1 or y1 - y0 < 1:
+            continue
+        lines.append(f"{cls} {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} {(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}")
+    return lines
+
+
+def write_drawing(d: SynthDrawing, out: Path) -> dict:
+    name = d.drawing_id
+    image = png_bytes(d.rendered.image)
+    _write(out / "images" / f"{name}.png", image)
+    result = truth_result(d, image, f"images/{name}.png")
+    _write(out / "truth" / f"{name}.json", result.to_json())
+    _write(out / "labels" / f"{name}.txt", "\n".join(yolo_lines(d)) + "\n")
+    _write(out / "segmentation" / f"{name}.png", png_bytes(d.rendered.labels))
+    strokes = {
+        "classes": ["background", "contour", "dimension", "text", "other"],
+        "strokes": [{"cls": c, "points": pts} for c, pts in d.rendered.strokes_px],
+        "texts": [{"bbox": [round(v, 1) for v in b], "dimension": t.callout is not None}
+                  for t, b in zip(d.scene.texts, d.rendered.text_boxes, strict=True)],
+    }
+    _write(out / "strokes" / f"{name}.json", json.dumps(strokes, separators=(",", ":")))
+    crops = []
+    w, h = d.rendered.image.size
+    for k, (block, box) in enumerate(zip(d.scene.texts, d.rendered.text_boxes, strict=True)):
+        x0, y0, x1, y1 = box
+        crop_box = (max(0, int(x0) - CROP_PAD_PX), max(0, int(y0) - CROP_PAD_PX),
+                    min(w, int(x1) + 1 + CROP_PAD_PX), min(h, int(y1) + 1 + CROP_PAD_PX))
+        if crop_box[2] - crop_box[0] < 2 or crop_box[3] - crop_box[1] < 2:
+            continue
+        crop_name = f"{name}-{k:03d}.png"
+        _write(out / "crops" / crop_name, png_bytes(d.rendered.image.crop(crop_box)))
+        crops.append({"crop": crop_name, "text": block.string, "kind": "dimension" if block.callout else block.role,
+                      "rotation": block.rotation})
+    meta = {"name": name, "part": d.part, "sheet": d.sheet, "dpi": d.dpi, "font": d.font,
+            "degradation": asdict(d.degradation), "n_dimensions": len(result.dimensions)}
+    _write(out / "meta" / f"{name}.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return {"meta": meta, "crops": crops}
+
+
+def write_dataset(out: Path, n: int, seed: int, start: int = 0, degrade_share: float = 0.3,
+                  progress: Callable[[int], None] | None = None) -> list[dict]:
+    """Generate drawings start..start+n-1 of `seed` into `out`; deterministic byte for byte."""
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(start, start + n):
+        records.append(write_drawing(generate(seed, i, degrade_share), out))
+        if progress:
+            progress(1)
+    index = "".join(json.dumps(c, ensure_ascii=False, sort_keys=True) + "\n" for r in records for c in r["crops"])
+    _write(out / "crops" / "index.jsonl", index)
+    _write(out / "data.yaml", _data_yaml(out))
+    return [r["meta"] for r in records]
+
+
+def _data_yaml(out: Path) -> str:
+    names = "".join(f"  {i}: {n}\n" for i, n in enumerate(YOLO_CLASSES))
+    return f"# YOLO dataset written by dimflow synth\npath: .\ntrain: images\nval: images\nnames:\n{names}"
+
+
+def iter_truth(folder: Path) -> Iterable[Path]:
+    return sorted(folder.glob("*.json"))
