@@ -112,8 +112,8 @@ def _canon(raw: str) -> str:
     """Map OCR and drafting variants onto one spelling, spaces collapsed."""
     s = raw.translate(_CHAR_MAP)
     s = s.replace("%%c", "Ø").replace("%%C", "Ø").replace("%%d", "°").replace("%%p", "±")
-    s = s.replace("+/-", "±").replace("+-", "±")
     s = re.sub(r"\s+", " ", s).strip()
+    s = re.sub(r"\+ ?/? ?-", "±", s)  # "+/-", "+-", "+ / -"
     s = re.sub(r"(?<=\d),(?=\d)", ".", s)  # decimal comma
     s = re.sub(r"(?<![\d.])\.(?=\d)", "0.", s)  # .5 -> 0.5
     s = re.sub(r"\s*°", "°", s)  # "45 °"

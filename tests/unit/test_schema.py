@@ -1,0 +1,61 @@
+"""The result schema emits exactly the contract, checked against its JSON Schema."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+from pydantic import ValidationError
+
+from dimflow.grammar import parse
+from dimflow.schema import Dimension, DrawingResult, ImageSize, TextItem, drawing_id, json_schema, validate_json
+
+from ..conftest import SHARED
+
+
+def _result() -> DrawingResult:
+    dims = [
+        Dimension(id="d1", bbox=(812.0, 340.5, 901.0, 372.0), confidence=0.94, **parse("Ø12 H7").fields()),
+        Dimension(id="d2", bbox=(10, 10, 50, 30), confidence=0.88, **parse("4x M6x1").fields()),
+    ]
+    return DrawingResult(
+        drawing_id=drawing_id(b"drawing"), source="s3://drawings/in/part-17.png",
+        image=ImageSize(width=2480, height=1754),
+        models={"detector": "drawing-detector/7"}, dimensions=dims,
+        texts=[TextItem(text="MATERIAL: AL 6061-T6", bbox=(1, 2, 3, 4), confidence=0.9)],
+        timings_ms={"detect": 41.0},
+    )
+
+
+def test_emitted_json_validates_and_matches_contract_example() -> None:
+    doc = json.loads(_result().to_json())
+    validate_json(doc)
+    assert doc["schema_version"] == "1"
+    assert doc["dimensions"][0] | {} == {
+        "id": "d1", "text": "Ø12 H7", "kind": "diameter", "nominal": 12.0, "unit": "mm", "upper": None,
+        "lower": None, "fit": "H7", "count": 1, "bbox": [812.0, 340.5, 901.0, 372.0], "confidence": 0.94,
+    }
+    assert doc["dimensions"][1]["count"] == 4 and doc["dimensions"][1]["kind"] == "thread"
+
+
+def test_to_json_is_stable() -> None:
+    assert _result().to_json() == _result().to_json()
+
+
+def test_schema_rejects_what_the_contract_forbids() -> None:
+    doc = json.loads(_result().to_json())
+    doc["dimensions"][0]["kind"] = "length"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_json(doc)
+    with pytest.raises(ValidationError):
+        Dimension(text="x", kind="linear", nominal=1, unit="mm", upper=None, lower=None, fit=None, count=0,
+                  bbox=(0, 0, 1, 1), confidence=0.5)
+    with pytest.raises(ValidationError):
+        DrawingResult(drawing_id="not-a-hash", image=ImageSize(width=1, height=1))
+
+
+@pytest.mark.skipif(not (SHARED / "contracts").is_dir(), reason="../shared is not beside this checkout")
+def test_shipped_schema_copy_equals_shared_contract() -> None:
+    shared = json.loads((SHARED / "contracts" / "drawing-result.schema.json").read_text())
+    assert json_schema() == shared

@@ -1,0 +1,119 @@
+"""Synthetic drawings: deterministic, and their truth agrees with their pixels."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dimflow.evaluate import KINDS
+from dimflow.grammar import parse
+from dimflow.schema import drawing_id, validate_json
+from dimflow.synth.dataset import write_dataset
+from dimflow.synth.scene import StrokeClass
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def test_same_seed_gives_byte_identical_files(tmp_path: Path, synth_dir: Path) -> None:
+    again = tmp_path / "again"
+    write_dataset(again, n=8, seed=7, degrade_share=0.5)
+    assert _digest(again) == _digest(synth_dir)
+
+
+def test_other_seed_gives_other_drawings(tmp_path: Path, synth_dir: Path) -> None:
+    other = tmp_path / "other"
+    write_dataset(other, n=2, seed=8, degrade_share=0.5)
+    a = (synth_dir / "images").glob("*.png")
+    assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in (other / "images").glob("*.png")}.isdisjoint(
+        {hashlib.sha256(p.read_bytes()).hexdigest() for p in a}
+    )
+
+
+def _truths(folder: Path) -> list[tuple[Path, dict]]:
+    return [(p, json.loads(p.read_text())) for p in sorted((folder / "truth").glob("*.json"))]
+
+
+def test_truth_follows_contract_and_names_its_image(synth_dir: Path) -> None:
+    truths = _truths(synth_dir)
+    assert len(truths) == 8
+    for path, doc in truths:
+        validate_json(doc)
+        image = synth_dir / "images" / f"{path.stem}.png"
+        assert doc["drawing_id"] == drawing_id(image.read_bytes())
+        with Image.open(image) as im:
+            assert (doc["image"]["width"], doc["image"]["height"]) == im.size
+        assert 5 <= len(doc["dimensions"]) <= 20
+
+
+def test_every_truth_text_parses_to_its_fields(synth_dir: Path) -> None:
+    for _, doc in _truths(synth_dir):
+        for dim in doc["dimensions"]:
+            fields = {k: dim[k] for k in ("text", "kind", "nominal", "unit", "upper", "lower", "fit", "count")}
+            assert parse(dim["text"]).fields() == fields
+
+
+def test_boxes_hold_ink_and_callouts_do_not_overlap_or_get_crossed(synth_dir: Path) -> None:
+    for path, doc in _truths(synth_dir):
+        ink = np.asarray(Image.open(synth_dir / "images" / f"{path.stem}.png").convert("L")) < 128
+        labels = np.asarray(Image.open(synth_dir / "segmentation" / f"{path.stem}.png"))
+        boxes = [d["bbox"] for d in doc["dimensions"]]
+        for x0, y0, x1, y1 in boxes:
+            region = (slice(int(y0), int(np.ceil(y1))), slice(int(x0), int(np.ceil(x1))))
+            assert ink[region].mean() > 0.03, f"{path.name}: box {x0, y0, x1, y1} holds no ink"
+            other = np.isin(labels[region], [StrokeClass.CONTOUR, StrokeClass.DIMENSION, StrokeClass.OTHER])
+            assert other.mean() < 0.01, f"{path.name}: a line crosses the text in {x0, y0, x1, y1}"
+        for a, b in combinations(boxes, 2):
+            overlap = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+            assert overlap == 0, f"{path.name}: callout boxes {a} and {b} overlap"
+
+
+def test_yolo_labels_and_crops(synth_dir: Path) -> None:
+    for path, doc in _truths(synth_dir):
+        rows = [line.split() for line in (synth_dir / "labels" / f"{path.stem}.txt").read_text().splitlines()]
+        classes = [int(r[0]) for r in rows]
+        assert classes.count(0) == len(doc["dimensions"])
+        assert classes.count(2) == 1  # the title block
+        assert all(0.0 <= float(v) <= 1.0 for r in rows for v in r[1:])
+    index = [json.loads(line) for line in (synth_dir / "crops" / "index.jsonl").read_text().splitlines()]
+    dims = [c for c in index if c["kind"] == "dimension"]
+    assert len(dims) == sum(len(d["dimensions"]) for _, d in _truths(synth_dir))
+    assert any(c["rotation"] == 90 for c in dims), "no vertical (rotated) callouts were drawn"
+    for c in dims[:20]:
+        assert (synth_dir / "crops" / c["crop"]).is_file()
+        parse(c["text"])
+
+
+def test_segmentation_has_every_class(synth_dir: Path) -> None:
+    seen: set[int] = set()
+    for p in (synth_dir / "segmentation").glob("*.png"):
+        seen |= set(np.unique(np.asarray(Image.open(p))).tolist())
+    assert seen >= {int(c) for c in StrokeClass}
+
+
+@pytest.mark.slow
+def test_fifty_drawings_cover_every_kind_and_format(tmp_path: Path) -> None:
+    write_dataset(tmp_path, n=30, seed=1)
+    dims = [d for p in sorted((tmp_path / "truth").glob("*.json")) for d in json.loads(p.read_text())["dimensions"]]
+    assert {d["kind"] for d in dims} == set(KINDS)
+    texts = [d["text"] for d in dims]
+    assert any("±" in t for t in texts)
+    assert any(d["fit"] for d in dims)
+    assert any(d["count"] > 1 for d in dims)
+    assert any(t.startswith("(") for t in texts)
+    assert any(d["upper"] == 0.0 and d["lower"] and "/" in t and "+" not in t and "-" not in t for d, t in zip(dims, texts, strict=True))
+    assert any("+" in t and "/" in t for t in texts)
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "meta").glob("*.json")]
+    assert {m["sheet"] for m in metas} == {"A3", "A4"}
+    assert len({m["font"] for m in metas}) >= 3
+    assert any(m["degradation"]["jpeg_quality"] or m["degradation"]["blur"] for m in metas)
