@@ -17,7 +17,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print an error a person can act on and return the exit to raise."""
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
 
 
 @app.command()
@@ -61,13 +67,11 @@ def evaluate(
 
     for folder in (pred_dir, truth_dir):
         if not folder.is_dir():
-            console.print(f"[red]error:[/red] {folder} is not a folder")
-            raise typer.Exit(2)
+            raise fail(f"{folder} is not a folder")
     try:
         score = score_dirs(pred_dir, truth_dir)
     except ScoreInputError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     table = Table(title=f"{score.drawings} drawings")
     for col in ("kind", "truth", "value recall", "full recall"):
         table.add_column(col, justify="right" if col != "kind" else "left")

@@ -47,6 +47,8 @@ class DraftStyle:
     fit_space: bool = True
     arrow_len: float = 3.0
     tol_scale: float = 0.7
+    paren_tolerance: bool = False
+    dimension_ink: int = 0  # 0 black; CAD exports often draw dimensions in gray
 
 
 def _num(text: str, style: DraftStyle) -> str:
@@ -54,7 +56,20 @@ def _num(text: str, style: DraftStyle) -> str:
 
 
 def callout_lines(c: Callout, style: DraftStyle) -> tuple[list[Run], float, float]:
-    """The callout as drawn: main text plus stacked tolerance or limit lines, in mm."""
+    """The callout as drawn: main text plus stacked tolerance or limit lines, in mm,
+    shifted so that the returned size is the box of the glyphs' ink."""
+    runs, _, _ = _callout_runs(c, style)
+    x0 = y0 = float("inf")
+    x1 = y1 = float("-inf")
+    for r in runs:
+        w, asc, desc = measure(style.font, r.text, r.height)
+        x0, x1 = min(x0, r.x), max(x1, r.x + w)
+        y0, y1 = min(y0, r.baseline - asc), max(y1, r.baseline + desc)
+    shifted = [Run(r.text, r.x - x0, r.baseline - y0, r.height) for r in runs]
+    return shifted, x1 - x0, y1 - y0
+
+
+def _callout_runs(c: Callout, style: DraftStyle) -> tuple[list[Run], float, float]:
     h, font = style.text_height, style.font
     deg = "°" if c.kind is Kind.ANGULAR else ""
     dia = style.diameter_glyph if has_glyph(font, style.diameter_glyph) else "Ø"
@@ -93,8 +108,19 @@ def callout_lines(c: Callout, style: DraftStyle) -> tuple[list[Run], float, floa
         # two small lines, upper over lower, with the main text centred on the stack
         y_up, y_low = th, 2 * th + 0.7
         y_main = (y_low - th + y_up) / 2 + h / 2
-        runs = [Run(main, 0.0, y_main, h), Run(up, mw + gap, y_up, th), Run(low, mw + gap, y_low, th)]
-        return runs, mw + gap + tw, max(y_low, y_main) + 0.3 * h
+        x = mw + gap
+        runs = [Run(main, 0.0, y_main, h)]
+        if style.paren_tolerance:  # SOLIDWORKS writes "4.00 (+0.10/-0.20)" with tall brackets
+            bh = y_low + 0.25 * th
+            bw = measure(font, "(", bh)[0]
+            runs.append(Run("(", x, y_low + 0.1 * th, bh))
+            x += bw
+        runs += [Run(up, x, y_up, th), Run(low, x, y_low, th)]
+        x += tw
+        if style.paren_tolerance:
+            runs.append(Run(")", x, y_low + 0.1 * th, bh))
+            x += bw
+        return runs, x, max(y_low, y_main) + 0.3 * h
     return layout_lines(font, [(main, h)])
 
 

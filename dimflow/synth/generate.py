@@ -14,7 +14,7 @@ from dimflow.synth.parts import PARTS, rect_pts
 from dimflow.synth.render import Degradation, Rendered, degrade, pick_degradation, render
 from dimflow.synth.scene import Occupancy, Rect, Scene, StrokeClass, TextBlock, layout_lines
 
-SHEETS = {"A4": (297.0, 210.0), "A3": (420.0, 297.0)}
+SHEETS = {"A4": (297.0, 210.0), "A4P": (210.0, 297.0), "A3": (420.0, 297.0)}
 FONTS = ("osifont", "osifont", "dejavu", "liberation", "dejavu-condensed")
 DPIS = (150, 200, 200, 250, 300)
 MATERIALS = ("AL 6061-T6", "S235JR", "C45E", "X5CrNi18-10", "42CrMo4", "EN AW-7075", "POM-C", "CuZn39Pb3")
@@ -93,8 +93,10 @@ def _title_block(d: Drafter, rng: np.random.Generator, frame: Rect, title: str, 
     cols = [x0 + w * f for f in (0.22, 0.44, 0.66)]
     for y in rows:
         d.line([(x0, y), (x1, y)], StrokeClass.OTHER, THIN)
+    bands = [(y0, rows[1]), (rows[2], y1)]  # the title row keeps its first two cells joined
     for x in cols:
-        d.line([(x, y0), (x, y1)], StrokeClass.OTHER, THIN)
+        for ya, yb in bands if x == cols[0] else [(y0, y1)]:
+            d.line([(x, ya), (x, yb)], StrokeClass.OTHER, THIN)
     s = f"{scale}:1" if scale >= 1 else f"1:{Decimal(1) / scale:g}"
     number = f"DF-{rng.integers(10000, 99999)}-{rng.integers(1, 20):02d}"
     cells = {
@@ -124,7 +126,7 @@ def generate(seed: int, index: int, degrade_share: float = 0.3) -> SynthDrawing:
 
 
 def _generate(rng: np.random.Generator, name: str, degrade_share: float) -> SynthDrawing:
-    sheet = "A3" if rng.random() < 0.45 else "A4"
+    sheet = str(rng.choice(["A3", "A4", "A4P"], p=[0.45, 0.35, 0.2]))
     W, H = SHEETS[sheet]
     font = str(rng.choice(FONTS))
     dpi = int(rng.choice(DPIS))
@@ -136,8 +138,10 @@ def _generate(rng: np.random.Generator, name: str, degrade_share: float) -> Synt
         times_glyph=str(rng.choice(["x", "x", "X", "×"])),
         fit_space=bool(rng.random() < 0.7),
         arrow_len=float(rng.choice([2.5, 3.0, 3.5])),
+        paren_tolerance=bool(rng.random() < 0.25),
+        dimension_ink=int(rng.choice([0, 0, 70, 110])),
     )
-    scene = Scene(W, H)
+    scene = Scene(W, H, dimension_ink=style.dimension_ink)
     occ = Occupancy(W, H)
     frame = (20.0, 10.0, W - 10, H - 10)
     d = Drafter(scene, occ, style, rng, frame)
@@ -148,7 +152,7 @@ def _generate(rng: np.random.Generator, name: str, degrade_share: float) -> Synt
     d.area = area
     scale, title = PARTS[part_name](d, rng, area)
     d.area = frame
-    _title_block(d, rng, frame, title, scale, sheet)
+    _title_block(d, rng, frame, title, scale, sheet[:2])  # names the size, not the orientation
     notes = ["NOTES:"] + [f"{i + 1}. {n}" for i, n in enumerate(rng.choice(NOTES, size=int(rng.integers(2, 5)), replace=False))]
     _text(d, notes, (frame[0] + 4, frame[3] - tb_h + 2), 2.5)
     rendered = render(scene, dpi)

@@ -35,18 +35,22 @@ def render(scene: Scene, dpi: int) -> Rendered:
         pieces = dash(s.points, s.pattern) if s.pattern else [s.points]
         for piece in pieces:
             pts = [(x * k, y * k) for x, y in piece]
-            di.line(pts, fill=0, width=width, joint="curve")
+            di.line(pts, fill=_ink(scene, s.cls), width=width, joint="curve")
             dl.line(pts, fill=int(s.cls), width=width, joint="curve")
             strokes_px.append((int(s.cls), [(round(x, 2), round(y, 2)) for x, y in pts]))
     for f in scene.fills:
         pts = [(x * k, y * k) for x, y in f.points]
-        di.polygon(pts, fill=0)
+        di.polygon(pts, fill=_ink(scene, f.cls))
         dl.polygon(pts, fill=int(f.cls))
-    boxes = [_render_text(t, img, lab, k) for t in scene.texts]
+    boxes = [_render_text(t, img, lab, k, scene.dimension_ink if t.callout else 0) for t in scene.texts]
     return Rendered(img, lab, boxes, strokes_px)
 
 
-def _render_text(t: TextBlock, img: Image.Image, lab: Image.Image, k: float) -> tuple[float, float, float, float]:
+def _ink(scene: Scene, cls: StrokeClass) -> int:
+    return scene.dimension_ink if cls == StrokeClass.DIMENSION else 0
+
+
+def _render_text(t: TextBlock, img: Image.Image, lab: Image.Image, k: float, ink: int) -> tuple[float, float, float, float]:
     """Draw a text block through its own patch so its ink box is exact."""
     w, h = t.size
     pad = 2.0
@@ -59,7 +63,7 @@ def _render_text(t: TextBlock, img: Image.Image, lab: Image.Image, k: float) -> 
         patch = patch.rotate(t.rotation, expand=True)
     ox = round((t.origin[0] - pad) * k)
     oy = round((t.origin[1] - pad) * k)
-    black = Image.new("L", patch.size, 0)
+    black = Image.new("L", patch.size, ink)
     img.paste(black, (ox, oy), patch)
     lab.paste(Image.new("L", patch.size, int(StrokeClass.TEXT)), (ox, oy), patch.point(lambda v: 255 if v > 96 else 0))
     bb = patch.getbbox()

@@ -88,6 +88,7 @@ class Scene:
     fills: list[Fill] = field(default_factory=list)
     texts: list[TextBlock] = field(default_factory=list)
     regions: list[tuple[str, Rect]] = field(default_factory=list)  # e.g. the title block
+    dimension_ink: int = 0  # gray level of dimension graphics and callout text
 
 
 # ---------------------------------------------------------------- fonts
