@@ -1,0 +1,1 @@
+"""Prefect Block classes (result storage, model registry, cache) live here."""

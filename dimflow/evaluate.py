@@ -49,8 +49,11 @@ def value_match(p: dict, t: dict) -> bool:
 
 def full_match(p: dict, t: dict) -> bool:
     return (
-        value_match(p, t) and _same(p["upper"], t["upper"]) and _same(p["lower"], t["lower"])
-        and p["fit"] == t["fit"] and p["count"] == t["count"]
+        value_match(p, t)
+        and _same(p["upper"], t["upper"])
+        and _same(p["lower"], t["lower"])
+        and p["fit"] == t["fit"]
+        and p["count"] == t["count"]
     )
 
 
@@ -101,7 +104,10 @@ class Score:
         self.n_pred += len(preds)
         self.n_truth += len(truths)
         self.kind_truth.update(t["kind"] for t in truths)
-        for rule, counter, attr in ((value_match, self.kind_value, "value_tp"), (full_match, self.kind_full, "full_tp")):
+        for rule, counter, attr in (
+            (value_match, self.kind_value, "value_tp"),
+            (full_match, self.kind_full, "full_tp"),
+        ):
             pairs = match(preds, truths, rule)
             setattr(self, attr, getattr(self, attr) + len(pairs))
             counter.update(truths[j]["kind"] for _, j in pairs)
@@ -118,7 +124,9 @@ def load_result(path: Path) -> dict:
     try:
         validate_json(doc)
     except Exception as exc:  # jsonschema.ValidationError carries a long message
-        raise ScoreInputError(f"{path}: does not follow the drawing-result contract: {getattr(exc, 'message', exc)}") from exc
+        raise ScoreInputError(
+            f"{path}: does not follow the drawing-result contract: {getattr(exc, 'message', exc)}"
+        ) from exc
     return doc
 
 

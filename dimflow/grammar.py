@@ -93,13 +93,31 @@ class Callout:
 
 _CHAR_MAP = str.maketrans(
     {
-        "⌀": "Ø", "∅": "Ø", "ø": "Ø", "Φ": "Ø", "φ": "Ø", "ϕ": "Ø",  # diameter look-alikes
-        "º": "°", "˚": "°", "⁰": "°",  # degree look-alikes
-        "−": "-", "–": "-", "—": "-", "‐": "-", "‑": "-",  # minus look-alikes
-        "×": "x", "✕": "x", "∗": "x",  # multiplication
-        "（": "(", "）": ")",
-        "\t": " ", "\n": " ", "\r": " ",
-        "\u00a0": " ", "\u2009": " ", "\u202f": " ",
+        "⌀": "Ø",
+        "∅": "Ø",
+        "ø": "Ø",
+        "Φ": "Ø",
+        "φ": "Ø",
+        "ϕ": "Ø",  # diameter look-alikes
+        "º": "°",
+        "˚": "°",
+        "⁰": "°",  # degree look-alikes
+        "−": "-",
+        "–": "-",
+        "—": "-",
+        "‐": "-",
+        "‑": "-",  # minus look-alikes
+        "×": "x",
+        "✕": "x",
+        "∗": "x",  # multiplication
+        "（": "(",
+        "）": ")",
+        "\t": " ",
+        "\n": " ",
+        "\r": " ",
+        "\u00a0": " ",
+        "\u2009": " ",
+        "\u202f": " ",
     }
 )
 
@@ -139,9 +157,7 @@ _HEAD_RE = re.compile(
     rf"|(?P<lin>(?P<lnom>{_NUM}))"
 )
 _SYM_RE = re.compile(rf"±(?P<tol>{_NUM})°?")
-_DEV_RE = re.compile(
-    rf" ?\(?(?P<a>[+\-]?{_NUM})°?(?:/| )(?P<b>[+\-]?{_NUM})°?\)?"
-)
+_DEV_RE = re.compile(rf" ?\(?(?P<a>[+\-]?{_NUM})°?(?:/| )(?P<b>[+\-]?{_NUM})°?\)?")
 _LIMIT_RE = re.compile(rf"(?:/| )(?P<low>{_NUM})°?")
 _FIT_TAIL_RE = re.compile(rf" ?(?P<fit>{_FIT}(?:/{_FIT})?)(?![\d.])")
 
@@ -176,7 +192,7 @@ def _parse(s: str) -> Callout:
         count = int(m["count"])
         if count < 1:
             raise GrammarError("count must be at least 1")
-        s = s[m.end():].lstrip()
+        s = s[m.end() :].lstrip()
 
     reference = False
     if s.startswith("(") and s.endswith(")") and s.count("(") == 1:
@@ -185,7 +201,7 @@ def _parse(s: str) -> Callout:
     h = _HEAD_RE.match(s)
     if not h:
         raise GrammarError("no value found")
-    rest = s[h.end():]
+    rest = s[h.end() :]
     fit = None
     pitch = angle = None
     prefix = None
@@ -207,21 +223,19 @@ def _parse(s: str) -> Callout:
             raise GrammarError("stray degree sign")
 
     if fit is None and (f := _FIT_TAIL_RE.match(rest)):
-        fit, rest = f["fit"], rest[f.end():]
+        fit, rest = f["fit"], rest[f.end() :]
 
     upper = lower = None
     style = ToleranceStyle.NONE
     if m := _SYM_RE.match(rest):
         tol = Decimal(m["tol"])
         upper, lower, style = tol, -tol, ToleranceStyle.SYMMETRIC
-        rest = rest[m.end():]
-    elif (m := _DEV_RE.match(rest)) and (
-        m["a"][0] in "+-" or m["b"][0] in "+-"
-    ):
+        rest = rest[m.end() :]
+    elif (m := _DEV_RE.match(rest)) and (m["a"][0] in "+-" or m["b"][0] in "+-"):
         a, b = Decimal(m["a"]), Decimal(m["b"])
         upper, lower = (a, b) if a >= b else (b, a)
         style = ToleranceStyle.DEVIATION
-        rest = rest[m.end():]
+        rest = rest[m.end() :]
     elif fit is None and (m := _LIMIT_RE.match(rest)):
         other = Decimal(m["low"])
         if other == nominal:
@@ -229,15 +243,24 @@ def _parse(s: str) -> Callout:
         hi, lo = (nominal, other) if nominal > other else (other, nominal)
         nominal, upper, lower = hi, Decimal(0), lo - hi
         style = ToleranceStyle.LIMITS
-        rest = rest[m.end():]
+        rest = rest[m.end() :]
 
     if rest.strip():
         raise GrammarError(f"unexpected trailing text {rest.strip()!r}")
     if nominal <= 0 and kind is not Kind.ANGULAR:
         raise GrammarError("a dimension must be positive")
     return Callout(
-        kind=kind, nominal=nominal, upper=upper, lower=lower, fit=fit, count=count,
-        tolerance=style, pitch=pitch, angle=angle, chamfer_prefix=prefix, reference=reference,
+        kind=kind,
+        nominal=nominal,
+        upper=upper,
+        lower=lower,
+        fit=fit,
+        count=count,
+        tolerance=style,
+        pitch=pitch,
+        angle=angle,
+        chamfer_prefix=prefix,
+        reference=reference,
     )
 
 

@@ -56,8 +56,13 @@ def truth_result(d: SynthDrawing, image_bytes: bytes, source: str | None) -> Dra
             texts.append(TextItem(text=block.string, bbox=bbox, confidence=1.0))
     w, h = d.rendered.image.size
     return DrawingResult(
-        drawing_id=drawing_id(image_bytes), source=source, image=ImageSize(width=w, height=h),
-        models={"generator": "dimflow-synth/1"}, dimensions=dims, texts=texts, timings_ms={},
+        drawing_id=drawing_id(image_bytes),
+        source=source,
+        image=ImageSize(width=w, height=h),
+        models={"generator": "dimflow-synth/1"},
+        dimensions=dims,
+        texts=texts,
+        timings_ms={},
     )
 
 
@@ -90,40 +95,86 @@ def write_drawing(d: SynthDrawing, out: Path) -> dict:
     strokes = {
         "classes": ["background", "contour", "dimension", "text", "other"],
         "strokes": [{"cls": c, "points": pts} for c, pts in d.rendered.strokes_px],
-        "texts": [{"bbox": [round(v, 1) for v in b], "dimension": t.callout is not None}
-                  for t, b in zip(d.scene.texts, d.rendered.text_boxes, strict=True)],
+        "texts": [
+            {"bbox": [round(v, 1) for v in b], "dimension": t.callout is not None}
+            for t, b in zip(d.scene.texts, d.rendered.text_boxes, strict=True)
+        ],
     }
     _write(out / "strokes" / f"{name}.json", json.dumps(strokes, separators=(",", ":")))
     crops = []
     w, h = d.rendered.image.size
     for k, (block, box) in enumerate(zip(d.scene.texts, d.rendered.text_boxes, strict=True)):
         x0, y0, x1, y1 = box
-        crop_box = (max(0, int(x0) - CROP_PAD_PX), max(0, int(y0) - CROP_PAD_PX),
-                    min(w, int(x1) + 1 + CROP_PAD_PX), min(h, int(y1) + 1 + CROP_PAD_PX))
+        crop_box = (
+            max(0, int(x0) - CROP_PAD_PX),
+            max(0, int(y0) - CROP_PAD_PX),
+            min(w, int(x1) + 1 + CROP_PAD_PX),
+            min(h, int(y1) + 1 + CROP_PAD_PX),
+        )
         if crop_box[2] - crop_box[0] < 2 or crop_box[3] - crop_box[1] < 2:
             continue
         crop_name = f"{name}-{k:03d}.png"
         _write(out / "crops" / crop_name, png_bytes(d.rendered.image.crop(crop_box)))
-        crops.append({"crop": crop_name, "text": block.string, "kind": "dimension" if block.callout else block.role,
-                      "rotation": block.rotation})
-    meta = {"name": name, "part": d.part, "sheet": d.sheet, "dpi": d.dpi, "font": d.font,
-            "degradation": asdict(d.degradation), "n_dimensions": len(result.dimensions)}
+        crops.append(
+            {
+                "crop": crop_name,
+                "text": block.string,
+                "kind": "dimension" if block.callout else block.role,
+                "rotation": block.rotation,
+            }
+        )
+    meta = {
+        "name": name,
+        "part": d.part,
+        "sheet": d.sheet,
+        "dpi": d.dpi,
+        "font": d.font,
+        "degradation": asdict(d.degradation),
+        "n_dimensions": len(result.dimensions),
+        "crops": crops,
+    }
     _write(out / "meta" / f"{name}.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return {"meta": meta, "crops": crops}
 
 
-def write_dataset(out: Path, n: int, seed: int, start: int = 0, degrade_share: float = 0.3,
-                  progress: Callable[[int], None] | None = None) -> list[dict]:
-    """Generate drawings start..start+n-1 of `seed` into `out`; deterministic byte for byte."""
-    out.mkdir(parents=True, exist_ok=True)
+def write_drawings(
+    out: Path,
+    seed: int,
+    indices: Iterable[int],
+    degrade_share: float = 0.3,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict]:
+    """Generate and write the drawings `indices` of `seed`; returns one record per drawing."""
     records = []
-    for i in range(start, start + n):
+    for i in indices:
         records.append(write_drawing(generate(seed, i, degrade_share), out))
         if progress:
             progress(1)
-    index = "".join(json.dumps(c, ensure_ascii=False, sort_keys=True) + "\n" for r in records for c in r["crops"])
-    _write(out / "crops" / "index.jsonl", index)
+    return records
+
+
+def finalize(out: Path) -> None:
+    """Write the files that index the whole folder (crop strings, YOLO data file)."""
+    lines = []
+    for meta_path in sorted((out / "meta").glob("*.json")):
+        crops = json.loads(meta_path.read_text()).get("crops", [])
+        lines += [json.dumps(c, ensure_ascii=False, sort_keys=True) + "\n" for c in crops]
+    _write(out / "crops" / "index.jsonl", "".join(lines))
     _write(out / "data.yaml", _data_yaml(out))
+
+
+def write_dataset(
+    out: Path,
+    n: int,
+    seed: int,
+    start: int = 0,
+    degrade_share: float = 0.3,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict]:
+    """Generate drawings start..start+n-1 of `seed` into `out`; deterministic byte for byte."""
+    out.mkdir(parents=True, exist_ok=True)
+    records = write_drawings(out, seed, range(start, start + n), degrade_share, progress)
+    finalize(out)
     return [r["meta"] for r in records]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -163,7 +164,7 @@ class Drafter:
             return False
         r = block.rect
         own = (r[0] - 0.3, r[1] - 0.3, r[2] + 0.3, r[3] + 0.3)
-        if any(seg_hits_rect(a, b, own) for s in strokes for a, b in zip(s, s[1:], strict=False)):
+        if any(seg_hits_rect(a, b, own) for s in strokes for a, b in pairwise(s)):
             return False  # a dimension's own lines must not run through its text
         for s in strokes:
             self.line(s, StrokeClass.DIMENSION)
@@ -190,7 +191,16 @@ class Drafter:
 
     # -------------------------------------------------------------- dimension types
 
-    def linear(self, p1: Point, p2: Point, orient: str, side: int, c: Callout, offsets=(9.0, 15.0, 21.0, 27.0), outside: bool = False) -> bool:
+    def linear(
+        self,
+        p1: Point,
+        p2: Point,
+        orient: str,
+        side: int,
+        c: Callout,
+        offsets=(9.0, 15.0, 21.0, 27.0),
+        outside: bool = False,
+    ) -> bool:
         """A horizontal ('h') or vertical ('v') dimension between two feature points.
 
         side: -1 puts the dimension line above (h) / left of (v) the feature, +1 below / right.
@@ -246,7 +256,9 @@ class Drafter:
                 return True
         return False
 
-    def angular(self, vertex: Point, a0: float, a1: float, edges: tuple[float, float], c: Callout, radii=(18.0, 25.0, 32.0)) -> bool:
+    def angular(
+        self, vertex: Point, a0: float, a1: float, edges: tuple[float, float], c: Callout, radii=(18.0, 25.0, 32.0)
+    ) -> bool:
         """An arc between two directions (degrees, counter-clockwise on paper) from `vertex`;
         `edges` are the drawn lengths along each, extended with thin lines where short."""
         for r in radii:

@@ -9,7 +9,7 @@ from decimal import Decimal
 import numpy as np
 
 from dimflow.grammar import Callout
-from dimflow.synth.drafting import THICK, THIN, DraftStyle, Drafter
+from dimflow.synth.drafting import THICK, THIN, Drafter, DraftStyle
 from dimflow.synth.parts import PARTS, rect_pts
 from dimflow.synth.render import Degradation, Rendered, degrade, pick_degradation, render
 from dimflow.synth.scene import Occupancy, Rect, Scene, StrokeClass, TextBlock, layout_lines
@@ -50,8 +50,15 @@ class SynthDrawing:
         ]
 
 
-def _text(d: Drafter, lines: list[str], at: tuple[float, float], height: float, role: str = "text",
-          margin: float = 0.5, bottom: bool = False) -> bool:
+def _text(
+    d: Drafter,
+    lines: list[str],
+    at: tuple[float, float],
+    height: float,
+    role: str = "text",
+    margin: float = 0.5,
+    bottom: bool = False,
+) -> bool:
     """Place general text by its top-left corner (or bottom-left with `bottom`)."""
     runs, w, h = layout_lines(d.style.font, [(s, height) for s in lines], gap=height * 0.6)
     origin = (at[0], at[1] - h) if bottom else at
@@ -100,17 +107,31 @@ def _title_block(d: Drafter, rng: np.random.Generator, frame: Rect, title: str, 
     s = f"{scale}:1" if scale >= 1 else f"1:{Decimal(1) / scale:g}"
     number = f"DF-{rng.integers(10000, 99999)}-{rng.integers(1, 20):02d}"
     cells = {
-        (0, 0): ("DRAWN", str(rng.choice(NAMES))), (0, 1): ("CHECKED", str(rng.choice(NAMES))),
-        (0, 2): ("DATE", f"2026-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}"), (0, 3): ("SCALE", s),
-        (1, 0): ("MATERIAL", str(rng.choice(MATERIALS))), (1, 2): ("MASS", f"{rng.uniform(0.05, 9):.2f} kg"),
-        (1, 3): ("SHEET", "1 OF 1"), (2, 0): ("TITLE", title), (3, 0): ("DWG NO.", number),
-        (3, 2): ("REV", str(rng.choice(["A", "B", "C", "01", "02"]))), (3, 3): ("SIZE", sheet),
+        (0, 0): ("DRAWN", str(rng.choice(NAMES))),
+        (0, 1): ("CHECKED", str(rng.choice(NAMES))),
+        (0, 2): ("DATE", f"2026-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}"),
+        (0, 3): ("SCALE", s),
+        (1, 0): ("MATERIAL", str(rng.choice(MATERIALS))),
+        (1, 2): ("MASS", f"{rng.uniform(0.05, 9):.2f} kg"),
+        (1, 3): ("SHEET", "1 OF 1"),
+        (2, 0): ("TITLE", title),
+        (3, 0): ("DWG NO.", number),
+        (3, 2): ("REV", str(rng.choice(["A", "B", "C", "01", "02"]))),
+        (3, 3): ("SIZE", sheet),
     }
     ys = [y0, *rows, y1]
     xs = [x0, *cols, x1]
     for (r, c), (label, val) in cells.items():
         _text(d, [label], (xs[c] + 1.0, ys[r] + 0.8), 1.8, role="title_block", margin=0.1)
-        _text(d, [val], (xs[c] + 1.5, ys[r + 1] - 1.0), 3.5 if r >= 2 else 2.5, role="title_block", margin=0.1, bottom=True)
+        _text(
+            d,
+            [val],
+            (xs[c] + 1.5, ys[r + 1] - 1.0),
+            3.5 if r >= 2 else 2.5,
+            role="title_block",
+            margin=0.1,
+            bottom=True,
+        )
     d.scene.regions.append(("title_block", (x0, y0, x1, y1)))
     return (x0, y0, x1, y1)
 
@@ -153,13 +174,12 @@ def _generate(rng: np.random.Generator, name: str, degrade_share: float) -> Synt
     scale, title = PARTS[part_name](d, rng, area)
     d.area = frame
     _title_block(d, rng, frame, title, scale, sheet[:2])  # names the size, not the orientation
-    notes = ["NOTES:"] + [f"{i + 1}. {n}" for i, n in enumerate(rng.choice(NOTES, size=int(rng.integers(2, 5)), replace=False))]
+    notes = ["NOTES:"] + [
+        f"{i + 1}. {n}" for i, n in enumerate(rng.choice(NOTES, size=int(rng.integers(2, 5)), replace=False))
+    ]
     _text(d, notes, (frame[0] + 4, frame[3] - tb_h + 2), 2.5)
     rendered = render(scene, dpi)
     deg = pick_degradation(rng, degrade_share)
     if deg.any:
         rendered = degrade(rendered, deg, rng)
     return SynthDrawing(name, part_name, sheet, dpi, font, deg, scene, rendered)
-
-
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from decimal import Decimal
+from itertools import pairwise
 
 import numpy as np
 
@@ -39,7 +40,9 @@ def _written(rng: np.random.Generator, v: Decimal) -> Decimal:
     return v
 
 
-def callout(rng: np.random.Generator, kind: Kind, nominal: Decimal, count: int = 1, fits=None, tolerances: bool = True, **extra) -> Callout:
+def callout(
+    rng: np.random.Generator, kind: Kind, nominal: Decimal, count: int = 1, fits=None, tolerances: bool = True, **extra
+) -> Callout:
     """A callout with the tolerancing habits seen on real sheets."""
     kw: dict = {"count": count, **extra}
     r = rng.random() if tolerances else 1.0
@@ -55,10 +58,22 @@ def callout(rng: np.random.Generator, kind: Kind, nominal: Decimal, count: int =
         t = Decimal(str(rng.choice(["0.1", "0.05", "0.2", "0.02", "0.5", "0.01"])))
         kw |= {"upper": t, "lower": -t, "tolerance": ToleranceStyle.SYMMETRIC}
     elif r < 0.30:  # stacked deviations
-        up, lo = (Decimal(s) for s in rng.choice(
-            [("0.2", "-0.1"), ("0.05", "0"), ("0", "-0.1"), ("0.1", "0.05"), ("-0.02", "-0.05"),
-             ("0.018", "0"), ("0", "-0.2"), ("0.10", "-0.20"), ("0.3", "0")]
-        ))
+        up, lo = (
+            Decimal(s)
+            for s in rng.choice(
+                [
+                    ("0.2", "-0.1"),
+                    ("0.05", "0"),
+                    ("0", "-0.1"),
+                    ("0.1", "0.05"),
+                    ("-0.02", "-0.05"),
+                    ("0.018", "0"),
+                    ("0", "-0.2"),
+                    ("0.10", "-0.20"),
+                    ("0.3", "0"),
+                ]
+            )
+        )
         kw |= {"upper": up, "lower": lo, "tolerance": ToleranceStyle.DEVIATION}
     elif r < 0.37:  # limit dimension
         nominal = nominal.quantize(Decimal("0.01"))
@@ -127,7 +142,9 @@ def _clip(a: Point, b: Point, r: Rect) -> tuple[Point, Point] | None:
 def view_label(d: Drafter, text: str, at: Point) -> None:
     h = d.style.text_height * 1.2
     w, asc, desc = measure(d.style.font, text, h)
-    block = TextBlock([Run(text, 0.0, asc, h)], d.style.font, (at[0] - w / 2, at[1] - asc - desc), (w, asc + desc), string=text)
+    block = TextBlock(
+        [Run(text, 0.0, asc, h)], d.style.font, (at[0] - w / 2, at[1] - asc - desc), (w, asc + desc), string=text
+    )
     d.text(block)
 
 
@@ -159,12 +176,30 @@ def plate(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, st
     # outline
     if corner == "radius":
         pts: list[Point] = []
-        for cx, cy, a0 in ((x0 + w - c, y0 + c, 0), (x0 + c, y0 + c, 90), (x0 + c, y0 + h - c, 180), (x0 + w - c, y0 + h - c, 270)):
+        for cx, cy, a0 in (
+            (x0 + w - c, y0 + c, 0),
+            (x0 + c, y0 + c, 90),
+            (x0 + c, y0 + h - c, 180),
+            (x0 + w - c, y0 + h - c, 270),
+        ):
             pts += circle_points((cx, cy), c, a0, a0 + 90)
         d.line([*pts, pts[0]], StrokeClass.CONTOUR, THICK)
     elif corner == "chamfer":
-        d.line([(x0 + c, y0), (x0 + w - c, y0), (x0 + w, y0 + c), (x0 + w, y0 + h - c), (x0 + w - c, y0 + h),
-                (x0 + c, y0 + h), (x0, y0 + h - c), (x0, y0 + c), (x0 + c, y0)], StrokeClass.CONTOUR, THICK)
+        d.line(
+            [
+                (x0 + c, y0),
+                (x0 + w - c, y0),
+                (x0 + w, y0 + c),
+                (x0 + w, y0 + h - c),
+                (x0 + w - c, y0 + h),
+                (x0 + c, y0 + h),
+                (x0, y0 + h - c),
+                (x0, y0 + c),
+                (x0 + c, y0),
+            ],
+            StrokeClass.CONTOUR,
+            THICK,
+        )
     else:
         d.line(rect_pts(x0, y0, x0 + w, y0 + h), StrokeClass.CONTOUR, THICK)
     # corner holes
@@ -205,9 +240,17 @@ def plate(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, st
     n += d.linear(holes[0], holes[1], "h", -1, callout(rng, Kind.LINEAR, W - 2 * inset), offsets=(12.0, 18.0, 24.0))
     n += d.linear((x0, y0), holes[0], "h", -1, callout(rng, Kind.LINEAR, inset), offsets=(6.0, 12.0))
     n += d.linear(holes[1], holes[3], "v", +1, callout(rng, Kind.LINEAR, H - 2 * inset), offsets=(12.0, 18.0))
-    n += d.leader((holes[1][0] + hr * 0.7071, holes[1][1] - hr * 0.7071), math.radians(135), callout(rng, Kind.DIAMETER, hd, count=4, fits=HOLE_FITS))
+    n += d.leader(
+        (holes[1][0] + hr * 0.7071, holes[1][1] - hr * 0.7071),
+        math.radians(135),
+        callout(rng, Kind.DIAMETER, hd, count=4, fits=HOLE_FITS),
+    )
     if bd:
-        n += d.leader((bc[0] - br * 0.7071, bc[1] + br * 0.7071), math.radians(-45), callout(rng, Kind.DIAMETER, bd, fits=HOLE_FITS))
+        n += d.leader(
+            (bc[0] - br * 0.7071, bc[1] + br * 0.7071),
+            math.radians(-45),
+            callout(rng, Kind.DIAMETER, bd, fits=HOLE_FITS),
+        )
     if thread:
         pitch = Decimal(str({3: 0.5, 4: 0.7, 5: 0.8, 6: 1, 8: 1.25}[tm])) if rng.random() < 0.4 else None
         fit = str(rng.choice(["6H", "6g"])) if rng.random() < 0.2 else None
@@ -219,7 +262,9 @@ def plate(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, st
         tip = (cc[0] - c * 0.7071, cc[1] + c * 0.7071)
         n += d.leader(tip, toward(tip, cc), callout(rng, Kind.RADIUS, cr, count=4, tolerances=False))
     elif corner == "chamfer":
-        n += d.leader((x0 + w - c / 2, y0 + h - c / 2), math.radians(-135), Callout(Kind.CHAMFER, cr, count=4, angle=Decimal(45)))
+        n += d.leader(
+            (x0 + w - c / 2, y0 + h - c / 2), math.radians(-135), Callout(Kind.CHAMFER, cr, count=4, angle=Decimal(45))
+        )
     n += d.linear((sx, y0 + h), (sx + t, y0 + h), "h", +1, callout(rng, Kind.LINEAR, T))
     view_label(d, "SIDE VIEW", (sx + t / 2, y0 - 6))
     return s, str(rng.choice(["MOUNTING PLATE", "COVER PLATE", "BASE PLATE", "ADAPTER PLATE"]))
@@ -256,7 +301,7 @@ def shaft(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, st
     d.line(bottom, StrokeClass.CONTOUR, THICK)
     d.line([top[0], bottom[0]], StrokeClass.CONTOUR, THICK)
     d.line([top[-1], bottom[-1]], StrokeClass.CONTOUR, THICK)
-    for xi, (da, db) in zip(xs[1:-1], zip(diams, diams[1:], strict=False), strict=False):
+    for xi, (da, db) in zip(xs[1:-1], pairwise(diams), strict=False):
         r = float(max(da, db)) * f / 2
         d.line([(xi, yc - r), (xi, yc + r)], StrokeClass.CONTOUR, THICK)
     for i in (0, len(diams) - 1):
@@ -279,24 +324,53 @@ def shaft(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, st
             continue
         r = float(D) * f / 2
         xm = (xs[i] + xs[i + 1]) / 2 + (rng.uniform(-0.15, 0.15) * float(lens[i]) * f)
-        n += d.linear((xm, yc - r), (xm, yc + r), "v", +1, callout(rng, Kind.DIAMETER, D, fits=SHAFT_FITS), offsets=(0.0,), outside=True)
+        n += d.linear(
+            (xm, yc - r),
+            (xm, yc + r),
+            "v",
+            +1,
+            callout(rng, Kind.DIAMETER, D, fits=SHAFT_FITS),
+            offsets=(0.0,),
+            outside=True,
+        )
     # lengths chained above, overall below
     for i, ln in enumerate(lens):
         r = float(diams[i]) * f / 2
-        n += d.linear((xs[i], yc - r), (xs[i + 1], yc - r), "h", -1, callout(rng, Kind.LINEAR, ln),
-                      offsets=(float(max(diams)) * f / 2 - r + 8, float(max(diams)) * f / 2 - r + 14))
+        n += d.linear(
+            (xs[i], yc - r),
+            (xs[i + 1], yc - r),
+            "h",
+            -1,
+            callout(rng, Kind.LINEAR, ln),
+            offsets=(float(max(diams)) * f / 2 - r + 8, float(max(diams)) * f / 2 - r + 14),
+        )
     rmax0, rmax1 = float(diams[0]) * f / 2, float(diams[-1]) * f / 2
-    n += d.linear((xs[0], yc + rmax0), (xs[-1], yc + rmax1), "h", +1, callout(rng, Kind.LINEAR, L), offsets=(float(max(diams)) * f / 2 - min(rmax0, rmax1) + 10, float(max(diams)) * f / 2 + 18))
+    n += d.linear(
+        (xs[0], yc + rmax0),
+        (xs[-1], yc + rmax1),
+        "h",
+        +1,
+        callout(rng, Kind.LINEAR, L),
+        offsets=(float(max(diams)) * f / 2 - min(rmax0, rmax1) + 10, float(max(diams)) * f / 2 + 18),
+    )
     r_end = float(diams[-1]) * f / 2
-    n += d.leader((xs[-1] - cf / 2, yc + r_end - cf / 2), math.radians(-135), Callout(Kind.CHAMFER, ch, angle=Decimal(45), count=int(rng.choice([1, 1, 2]))))
+    n += d.leader(
+        (xs[-1] - cf / 2, yc + r_end - cf / 2),
+        math.radians(-135),
+        Callout(Kind.CHAMFER, ch, angle=Decimal(45), count=int(rng.choice([1, 1, 2]))),
+    )
     if threaded:
         D = diams[-1]
         pitch = Decimal(str(rng.choice(["1", "1.5", "2", "1.25"]))) if rng.random() < 0.6 else None
         fit = "6g" if rng.random() < 0.2 else None
-        n += d.leader((xs[-1] - float(lens[-1]) * f * 0.35, yc - float(D) * f / 2), math.radians(90), Callout(Kind.THREAD, D, pitch=pitch, fit=fit))
+        n += d.leader(
+            (xs[-1] - float(lens[-1]) * f * 0.35, yc - float(D) * f / 2),
+            math.radians(90),
+            Callout(Kind.THREAD, D, pitch=pitch, fit=fit),
+        )
     # a fillet at the first shoulder
     if len(diams) > 1:
-        i = int(np.argmax([float(a - b) for a, b in zip(diams, diams[1:], strict=False)])) if diams[0] > diams[1] else 0
+        i = int(np.argmax([float(a - b) for a, b in pairwise(diams)])) if diams[0] > diams[1] else 0
         xi = xs[i + 1]
         rsmall = float(min(diams[i], diams[i + 1])) * f / 2
         fr = value(rng, 0.5, 3, 0.5)
@@ -341,12 +415,27 @@ def flange(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, s
             d.line(circle_points(hc, rhd, 100, 370), StrokeClass.CONTOUR, THIN)
         else:
             d.line(circle_points(hc, rhd), StrokeClass.CONTOUR, THICK)
-        d.line([(hc[0] - math.cos(a) * (rhd + 2), hc[1] + math.sin(a) * (rhd + 2)), (hc[0] + math.cos(a) * (rhd + 2), hc[1] - math.sin(a) * (rhd + 2))], StrokeClass.OTHER, THIN, CENTER)
+        d.line(
+            [
+                (hc[0] - math.cos(a) * (rhd + 2), hc[1] + math.sin(a) * (rhd + 2)),
+                (hc[0] + math.cos(a) * (rhd + 2), hc[1] - math.sin(a) * (rhd + 2)),
+            ],
+            StrokeClass.OTHER,
+            THIN,
+            CENTER,
+        )
     # section A-A to the right
     sx = cx + ro + 45
     T, LH = float(t) * f, float(lh) * f
-    prof = [(sx, cy - ro), (sx + T, cy - ro), (sx + T, cy - rh), (sx + T + LH, cy - rh), (sx + T + LH, cy - ri),
-            (sx, cy - ri), (sx, cy - ro)]
+    prof = [
+        (sx, cy - ro),
+        (sx + T, cy - ro),
+        (sx + T, cy - rh),
+        (sx + T + LH, cy - rh),
+        (sx + T + LH, cy - ri),
+        (sx, cy - ri),
+        (sx, cy - ro),
+    ]
     for sign in (1, -1):
         pts = [(px, cy + sign * (py - cy)) for px, py in prof]
         d.line(pts, StrokeClass.CONTOUR, THICK)
@@ -359,7 +448,7 @@ def flange(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, s
     d.line([(sx - 4, cy), (sx + T + LH + 4, cy)], StrokeClass.OTHER, THIN, CENTER)
     view_label(d, "SECTION A-A", (sx + (T + LH) / 2, cy - ro - 14))
     n = 0
-    hc, ha = hole_c[0]
+    hc, _ = hole_c[0]
     tip = (hc[0] + rhd * 0.7071, hc[1] - rhd * 0.7071)
     if tapped:
         n += d.leader(tip, math.radians(135), Callout(Kind.THREAD, tapped, count=nh))
@@ -371,12 +460,30 @@ def flange(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, s
     tip = (cx + rp * math.cos(pa), cy - rp * math.sin(pa))
     n += d.leader(tip, toward(tip, c), Callout(Kind.DIAMETER, pcd, reference=bool(rng.random() < 0.2)))
     # angle between two adjacent holes
-    n += d.angular(c, a0, a0 + 360 / nh, (rp + rhd, rp + rhd), callout(rng, Kind.ANGULAR, Decimal(360) / nh, count=1, tolerances=True), radii=(rp + rhd + 8, ro + 8, ro + 16))
+    n += d.angular(
+        c,
+        a0,
+        a0 + 360 / nh,
+        (rp + rhd, rp + rhd),
+        callout(rng, Kind.ANGULAR, Decimal(360) / nh, count=1, tolerances=True),
+        radii=(rp + rhd + 8, ro + 8, ro + 16),
+    )
     # section dimensions
     n += d.linear((sx, cy + ro), (sx + T, cy + ro), "h", +1, callout(rng, Kind.LINEAR, t))
-    n += d.linear((sx, cy + ro), (sx + T + LH, cy + rh), "h", +1, callout(rng, Kind.LINEAR, t + lh), offsets=(16.0, 22.0, 28.0))
-    n += d.linear((sx + T + LH, cy - rh), (sx + T + LH, cy + rh), "v", +1, callout(rng, Kind.DIAMETER, Dh, fits=SHAFT_FITS))
-    n += d.linear((sx + T + LH, cy - ri), (sx + T + LH, cy + ri), "v", +1, callout(rng, Kind.DIAMETER, Di, fits=HOLE_FITS), offsets=(18.0, 26.0, 34.0))
+    n += d.linear(
+        (sx, cy + ro), (sx + T + LH, cy + rh), "h", +1, callout(rng, Kind.LINEAR, t + lh), offsets=(16.0, 22.0, 28.0)
+    )
+    n += d.linear(
+        (sx + T + LH, cy - rh), (sx + T + LH, cy + rh), "v", +1, callout(rng, Kind.DIAMETER, Dh, fits=SHAFT_FITS)
+    )
+    n += d.linear(
+        (sx + T + LH, cy - ri),
+        (sx + T + LH, cy + ri),
+        "v",
+        +1,
+        callout(rng, Kind.DIAMETER, Di, fits=HOLE_FITS),
+        offsets=(18.0, 26.0, 34.0),
+    )
     if rng.random() < 0.5:
         n += d.linear((sx, cy - ro), (sx, cy + ro), "v", -1, callout(rng, Kind.DIAMETER, Do), offsets=(8.0, 14.0))
     return s, str(rng.choice(["FLANGE", "BEARING FLANGE", "HUB FLANGE", "COUPLING FLANGE"]))
@@ -422,13 +529,24 @@ def bracket(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, 
     n += d.linear((x0 + lb, yt), (x0 + lb, yt + ww), "v", +1, callout(rng, Kind.LINEAR, W), offsets=(8.0, 14.0))
     n += d.linear((x0, yt + ww), (x0 + lb, yt + ww), "h", +1, callout(rng, Kind.LINEAR, Lb))
     n += d.linear((x0, yt), hcs[0], "h", -1, callout(rng, Kind.LINEAR, hx), offsets=(6.0, 10.0))
-    n += d.leader((hcs[1][0] + hr * 0.7071, hcs[1][1] + hr * 0.7071), math.radians(-135), callout(rng, Kind.DIAMETER, hd, count=2, fits=HOLE_FITS))
+    n += d.leader(
+        (hcs[1][0] + hr * 0.7071, hcs[1][1] + hr * 0.7071),
+        math.radians(-135),
+        callout(rng, Kind.DIAMETER, hd, count=2, fits=HOLE_FITS),
+    )
     fc = (x0 + tt + rr, yb - tt - rr)
     tip = (fc[0] - rr * 0.7071, fc[1] + rr * 0.7071)
     n += d.leader(tip, toward(fc, tip), callout(rng, Kind.RADIUS, R, tolerances=False))
     # angle of the cut against the horizontal through the leg's outer corner
     slant = tt / math.cos(math.radians(float(ang)))
-    n += d.angular((x0, yb - hb), -float(ang), 0.0, (slant, 0.0), callout(rng, Kind.ANGULAR, ang), radii=(slant + 10, slant + 16, slant + 24))
+    n += d.angular(
+        (x0, yb - hb),
+        -float(ang),
+        0.0,
+        (slant, 0.0),
+        callout(rng, Kind.ANGULAR, ang),
+        radii=(slant + 10, slant + 16, slant + 24),
+    )
     return s, str(rng.choice(["ANGLE BRACKET", "MOUNTING BRACKET", "SUPPORT BRACKET", "L-BRACKET"]))
 
 

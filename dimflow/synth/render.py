@@ -50,7 +50,9 @@ def _ink(scene: Scene, cls: StrokeClass) -> int:
     return scene.dimension_ink if cls == StrokeClass.DIMENSION else 0
 
 
-def _render_text(t: TextBlock, img: Image.Image, lab: Image.Image, k: float, ink: int) -> tuple[float, float, float, float]:
+def _render_text(
+    t: TextBlock, img: Image.Image, lab: Image.Image, k: float, ink: int
+) -> tuple[float, float, float, float]:
     """Draw a text block through its own patch so its ink box is exact."""
     w, h = t.size
     pad = 2.0

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -102,13 +103,13 @@ FONT_FILES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def font_path(name: str) -> Path:
     ref = resources.files("dimflow.synth").joinpath("fonts", FONT_FILES[name])
     return Path(str(ref))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _font(name: str, px: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(font_path(name)), px)
 
@@ -116,7 +117,7 @@ def _font(name: str, px: int) -> ImageFont.FreeTypeFont:
 _REF_PX = 200
 
 
-@lru_cache(maxsize=None)
+@cache
 def cap_ratio(name: str) -> float:
     """Cap height as a share of the em size, so text is sized as drafters size it."""
     box = _font(name, _REF_PX).getbbox("H", anchor="ls")
@@ -132,11 +133,11 @@ def measure(name: str, text: str, cap_mm: float) -> tuple[float, float, float]:
     """Advance width, ascent above and descent below the baseline, in mm."""
     f = _font(name, _REF_PX)
     scale = cap_mm / cap_ratio(name) / _REF_PX
-    left, top, right, bottom = f.getbbox(text, anchor="ls")
+    _, top, _, bottom = f.getbbox(text, anchor="ls")
     return f.getlength(text) * scale, -top * scale, max(0.0, bottom * scale)
 
 
-@lru_cache(maxsize=None)
+@cache
 def has_glyph(name: str, char: str) -> bool:
     f = _font(name, 64)
     missing = bytes(f.getmask("\U000f0000"))
@@ -174,7 +175,7 @@ def dash(points: list[Point], pattern: tuple[float, ...]) -> list[list[Point]]:
     out: list[list[Point]] = []
     idx, left, on = 0, pattern[0], True
     cur: list[Point] = [points[0]]
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in pairwise(points):
         seg = math.dist(a, b)
         pos = 0.0
         while seg - pos > left:
@@ -234,7 +235,9 @@ class Occupancy:
         self._arr: np.ndarray | None = None
 
     def add_stroke(self, points: list[Point], width: float = 0.35) -> None:
-        self.draw.line([(x * self.RES, y * self.RES) for x, y in points], fill=255, width=max(1, round(width * self.RES)))
+        self.draw.line(
+            [(x * self.RES, y * self.RES) for x, y in points], fill=255, width=max(1, round(width * self.RES))
+        )
         self._arr = None
 
     def add_polygon(self, points: list[Point]) -> None:
@@ -257,7 +260,7 @@ class Occupancy:
         return not self._arr[y0:y1, x0:x1].any()
 
     def crosses_text(self, points: list[Point], margin: float = 0.6) -> bool:
-        for a, b in zip(points, points[1:], strict=False):
+        for a, b in pairwise(points):
             for r in self.text_rects:
                 if seg_hits_rect(a, b, (r[0] - margin, r[1] - margin, r[2] + margin, r[3] + margin)):
                     return True

@@ -106,8 +106,14 @@ def test_literal_cases(raw: str, expected: tuple) -> None:
     text, kind, nominal, upper, lower, fit, count = expected
     fields = parse(raw).fields()
     assert fields == {
-        "text": text, "kind": kind, "nominal": nominal, "unit": "deg" if kind == "angular" else "mm",
-        "upper": upper, "lower": lower, "fit": fit, "count": count,
+        "text": text,
+        "kind": kind,
+        "nominal": nominal,
+        "unit": "deg" if kind == "angular" else "mm",
+        "upper": upper,
+        "lower": lower,
+        "fit": fit,
+        "count": count,
     }
 
 
@@ -123,7 +129,21 @@ def test_reference_flag_and_limits_convention() -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["", "   ", "ABC", "MATERIAL: AL 6061-T6", "Ø", "45 THRU", "Ra 3.2", "// 0.6 A", "45°°", "R0", "16.00/16.00", "+0.05/0"]
+    "raw",
+    [
+        "",
+        "   ",
+        "ABC",
+        "MATERIAL: AL 6061-T6",
+        "Ø",
+        "45 THRU",
+        "Ra 3.2",
+        "// 0.6 A",
+        "45°°",
+        "R0",
+        "16.00/16.00",
+        "+0.05/0",
+    ],
 )
 def test_not_a_callout(raw: str) -> None:
     with pytest.raises(GrammarError):
@@ -136,7 +156,8 @@ def test_not_a_callout(raw: str) -> None:
 def decimals(max_places: int = 3, lo: int = 1, hi: int = 500) -> st.SearchStrategy[Decimal]:
     return st.builds(
         lambda n, places: (Decimal(n) / Decimal(10) ** places).quantize(Decimal(1).scaleb(-places)),
-        st.integers(lo, hi * 1000), st.integers(0, max_places),
+        st.integers(lo, hi * 1000),
+        st.integers(0, max_places),
     ).filter(lambda d: d > 0)
 
 
@@ -168,7 +189,11 @@ def callouts(draw: st.DrawFn) -> Callout:
         kw |= {"upper": t, "lower": -t}
     elif style is ToleranceStyle.DEVIATION:
         a, b = draw(decimals(3, 0, 1)), draw(decimals(3, 0, 1))
-        up, lo = draw(st.sampled_from([(a, -b), (a, Decimal(0)), (Decimal(0), -b), (max(a, b), min(a, b)), (-min(a, b), -max(a, b))]))
+        up, lo = draw(
+            st.sampled_from(
+                [(a, -b), (a, Decimal(0)), (Decimal(0), -b), (max(a, b), min(a, b)), (-min(a, b), -max(a, b))]
+            )
+        )
         if up == lo:
             up = up + Decimal("0.01")
         kw |= {"upper": up, "lower": lo}

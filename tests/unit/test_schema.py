@@ -20,9 +20,11 @@ def _result() -> DrawingResult:
         Dimension(id="d2", bbox=(10, 10, 50, 30), confidence=0.88, **parse("4x M6x1").fields()),
     ]
     return DrawingResult(
-        drawing_id=drawing_id(b"drawing"), source="s3://drawings/in/part-17.png",
+        drawing_id=drawing_id(b"drawing"),
+        source="s3://drawings/in/part-17.png",
         image=ImageSize(width=2480, height=1754),
-        models={"detector": "drawing-detector/7"}, dimensions=dims,
+        models={"detector": "drawing-detector/7"},
+        dimensions=dims,
         texts=[TextItem(text="MATERIAL: AL 6061-T6", bbox=(1, 2, 3, 4), confidence=0.9)],
         timings_ms={"detect": 41.0},
     )
@@ -33,8 +35,17 @@ def test_emitted_json_validates_and_matches_contract_example() -> None:
     validate_json(doc)
     assert doc["schema_version"] == "1"
     assert doc["dimensions"][0] | {} == {
-        "id": "d1", "text": "Ø12 H7", "kind": "diameter", "nominal": 12.0, "unit": "mm", "upper": None,
-        "lower": None, "fit": "H7", "count": 1, "bbox": [812.0, 340.5, 901.0, 372.0], "confidence": 0.94,
+        "id": "d1",
+        "text": "Ø12 H7",
+        "kind": "diameter",
+        "nominal": 12.0,
+        "unit": "mm",
+        "upper": None,
+        "lower": None,
+        "fit": "H7",
+        "count": 1,
+        "bbox": [812.0, 340.5, 901.0, 372.0],
+        "confidence": 0.94,
     }
     assert doc["dimensions"][1]["count"] == 4 and doc["dimensions"][1]["kind"] == "thread"
 
@@ -49,8 +60,18 @@ def test_schema_rejects_what_the_contract_forbids() -> None:
     with pytest.raises(jsonschema.ValidationError):
         validate_json(doc)
     with pytest.raises(ValidationError):
-        Dimension(text="x", kind="linear", nominal=1, unit="mm", upper=None, lower=None, fit=None, count=0,
-                  bbox=(0, 0, 1, 1), confidence=0.5)
+        Dimension(
+            text="x",
+            kind="linear",
+            nominal=1,
+            unit="mm",
+            upper=None,
+            lower=None,
+            fit=None,
+            count=0,
+            bbox=(0, 0, 1, 1),
+            confidence=0.5,
+        )
     with pytest.raises(ValidationError):
         DrawingResult(drawing_id="not-a-hash", image=ImageSize(width=1, height=1))
 

@@ -21,7 +21,8 @@ from dimflow.synth.scene import StrokeClass
 def _digest(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*")) if p.is_file()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -65,7 +66,9 @@ def test_every_truth_text_parses_to_its_fields(synth_dir: Path) -> None:
 
 def test_boxes_hold_ink_and_callouts_do_not_overlap_or_get_crossed(synth_dir: Path) -> None:
     for path, doc in _truths(synth_dir):
-        ink = np.asarray(Image.open(synth_dir / "images" / f"{path.stem}.png").convert("L")) < 160  # dimensions may be gray
+        ink = (
+            np.asarray(Image.open(synth_dir / "images" / f"{path.stem}.png").convert("L")) < 160
+        )  # dimensions may be gray
         labels = np.asarray(Image.open(synth_dir / "segmentation" / f"{path.stem}.png"))
         boxes = [d["bbox"] for d in doc["dimensions"]]
         for x0, y0, x1, y1 in boxes:
@@ -111,7 +114,10 @@ def test_fifty_drawings_cover_every_kind_and_format(tmp_path: Path) -> None:
     assert any(d["fit"] for d in dims)
     assert any(d["count"] > 1 for d in dims)
     assert any(t.startswith("(") for t in texts)
-    assert any(d["upper"] == 0.0 and d["lower"] and "/" in t and "+" not in t and "-" not in t for d, t in zip(dims, texts, strict=True))
+    assert any(
+        d["upper"] == 0.0 and d["lower"] and "/" in t and "+" not in t and "-" not in t
+        for d, t in zip(dims, texts, strict=True)
+    )
     assert any("+" in t and "/" in t for t in texts)
     metas = [json.loads(p.read_text()) for p in (tmp_path / "meta").glob("*.json")]
     assert {m["sheet"] for m in metas} == {"A3", "A4", "A4P"}
