@@ -159,7 +159,7 @@ _HEAD_RE = re.compile(
 _SYM_RE = re.compile(rf"±(?P<tol>{_NUM})°?")
 _DEV_RE = re.compile(rf" ?\(?(?P<a>[+\-]?{_NUM})°?(?:/| )(?P<b>[+\-]?{_NUM})°?\)?")
 _LIMIT_RE = re.compile(rf"(?:/| )(?P<low>{_NUM})°?")
-_FIT_TAIL_RE = re.compile(rf" ?(?P<fit>{_FIT}(?:/{_FIT})?)(?![\d.])")
+_FIT_TAIL_RE = re.compile(rf" ?(?P<fit>{_FIT}(?:[/ ]{_FIT})?)(?![\d.])")  # "H7/g6", stacked "H7 g6"
 
 
 def parse(raw: str) -> Callout:
@@ -223,7 +223,7 @@ def _parse(s: str) -> Callout:
             raise GrammarError("stray degree sign")
 
     if fit is None and (f := _FIT_TAIL_RE.match(rest)):
-        fit, rest = f["fit"], rest[f.end() :]
+        fit, rest = f["fit"].replace(" ", "/"), rest[f.end() :]
 
     upper = lower = None
     style = ToleranceStyle.NONE

@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DIMFLOW_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(default=Path("data"), description="Datasets, local registry and results.")
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking/registry URI; default: a sqlite file under data_dir/mlflow."
+    )
     synth_seed: int = Field(default=1, description="Default seed of the synthetic generator.")
     synth_degrade_share: float = Field(default=0.3, ge=0.0, le=1.0, description="Share of degraded drawings.")
 

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+
 import pytest
+from hypothesis import settings
+
 
 from dimflow.synth.dataset import write_dataset
+
+# CI runs the same examples every time (a failure there must be reproducible); locally they vary
+settings.register_profile("ci", derandomize=True, max_examples=300, deadline=None)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

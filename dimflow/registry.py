@@ -1,0 +1,197 @@
+"""Model registry on MLflow: log a training run, register a version, verify weights on load.
+
+Every model is a folder of files (weights plus a JSON config). A version records each file's
+sha256 as a tag; loading downloads the folder and refuses files whose checksum differs.
+Promotion uses aliases (`champion`, `challenger`), never the deprecated stages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dimflow.settings import get_settings
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_NAMES = {"detector": "drawing-detector", "reader": "callout-reader", "segmenter": "drawing-segmenter"}
+
+
+class ChecksumError(RuntimeError):
+    """A model file differs from what the registry recorded for it."""
+
+
+class RegistryError(RuntimeError):
+    """The registry cannot give the requested model."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    return {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != "checksums.json"}
+
+
+def verify(folder: Path, expected: Mapping[str, str]) -> None:
+    """Raise `ChecksumError` unless every expected file is present with its checksum."""
+    for name, digest in expected.items():
+        path = folder / name
+        if not path.is_file():
+            raise ChecksumError(f"{path}: missing (the registry recorded it with sha256 {digest[:12]}…)")
+        actual = sha256_file(path)
+        if actual != digest:
+            raise ChecksumError(
+                f"{path}: sha256 {actual[:12]}… differs from the registered {digest[:12]}…; "
+                "the file was altered or truncated; re-download or re-register the model"
+            )
+
+
+def git_commit(root: Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or Path.cwd(), capture_output=True, text=True,
+                             timeout=10, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root or Path.cwd(),
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def dataset_hash(folder: Path) -> str:
+    """The DVC hash of a dataset folder (as in dvc.lock), or a content hash where DVC has none."""
+    lock = Path("dvc.lock")
+    if lock.is_file():
+        import yaml
+
+        for stage in (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).values():
+            for out in stage.get("outs", []):
+                if Path(out["path"]).resolve() == folder.resolve():
+                    return str(out.get("md5", "unknown"))
+    h = hashlib.md5(usedforsecurity=False)
+    for p in sorted(folder.rglob("*.json")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest() + ".content"
+
+
+def tracking_uri() -> str:
+    s = get_settings()
+    if s.mlflow_tracking_uri:
+        return s.mlflow_tracking_uri
+    db = s.data_dir.resolve() / "mlflow" / "mlflow.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{db}"
+
+
+def _client():
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow, MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _experiment(mlflow, client, name: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    artifacts = get_settings().data_dir.resolve() / "mlflow" / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    return client.create_experiment(name, artifact_location=artifacts.as_uri())
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    version: int
+    run_id: str | None
+    path: Path  # local folder holding the verified files
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+def log_and_register(
+    name: str,
+    model_dir: Path,
+    params: Mapping[str, object],
+    history: list[Mapping[str, float]],
+    final_metrics: Mapping[str, float],
+    dataset: str,
+    alias: str | None = CHALLENGER,
+    tags: Mapping[str, str] | None = None,
+) -> RegisteredModel:
+    """Log one training run (params, per-epoch metrics, model files, data and code versions)
+    and register its model as a new version of `name`."""
+    mlflow, client = _client()
+    exp_id = _experiment(mlflow, client, name)
+    sums = checksums(model_dir)
+    (model_dir / "checksums.json").write_text(json.dumps(sums, indent=1, sort_keys=True) + "\n")
+    with mlflow.start_run(experiment_id=exp_id) as run:
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        for step, row in enumerate(history):
+            mlflow.log_metrics({k: float(v) for k, v in row.items()}, step=step)
+        mlflow.log_metrics({f"final_{k}": float(v) for k, v in final_metrics.items()})
+        mlflow.set_tags({"dataset_dvc_hash": dataset, "git_commit": git_commit(), **(tags or {})})
+        mlflow.log_artifacts(str(model_dir), artifact_path="model")
+        source = f"{run.info.artifact_uri}/model"
+    try:
+        client.create_registered_model(name)
+    except Exception as exc:  # already exists
+        if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
+            raise
+    mv = client.create_model_version(name, source, run_id=run.info.run_id,
+                                     tags={f"sha256:{k}": v for k, v in sums.items()} | {"dataset": dataset})
+    if alias:
+        client.set_registered_model_alias(name, alias, mv.version)
+    return RegisteredModel(name, int(mv.version), run.info.run_id, model_dir)
+
+
+def set_alias(name: str, alias: str, version: int) -> None:
+    _, client = _client()
+    client.set_registered_model_alias(name, alias, str(version))
+
+
+def version_by_alias(name: str, alias: str = CHAMPION) -> int | None:
+    _, client = _client()
+    try:
+        return int(client.get_model_version_by_alias(name, alias).version)
+    except Exception:
+        return None
+
+
+def load(name: str, alias: str = CHAMPION, version: int | None = None, dest: Path | None = None) -> RegisteredModel:
+    """Download a registered version (by alias or number) and verify every file's checksum."""
+    mlflow, client = _client()
+    try:
+        mv = client.get_model_version(name, str(version)) if version else client.get_model_version_by_alias(name, alias)
+    except Exception as exc:
+        what = f"version {version}" if version else f"alias '{alias}'"
+        raise RegistryError(f"{name}: no {what} in the registry at {tracking_uri()} ({exc})") from exc
+    expected = {k.removeprefix("sha256:"): v for k, v in mv.tags.items() if k.startswith("sha256:")}
+    if not expected:
+        raise RegistryError(f"{name}/{mv.version}: no checksums recorded; refusing to load unverified weights")
+    dest = dest or (get_settings().data_dir.resolve() / "models" / name / str(mv.version))
+    if not dest.is_dir() or any(not (dest / f).is_file() for f in expected):
+        dest.mkdir(parents=True, exist_ok=True)
+        mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(dest.parent / f".{dest.name}.tmp"))
+        tmp = dest.parent / f".{dest.name}.tmp"
+        src = tmp / Path(mv.source).name if (tmp / Path(mv.source).name).is_dir() else tmp
+        for f in src.iterdir():
+            f.replace(dest / f.name)
+    verify(dest, expected)
+    return RegisteredModel(name, int(mv.version), mv.run_id, dest)
