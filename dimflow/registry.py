@@ -58,10 +58,17 @@ def verify(folder: Path, expected: Mapping[str, str]) -> None:
 
 def git_commit(root: Path | None = None) -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or Path.cwd(), capture_output=True, text=True,
-                             timeout=10, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root or Path.cwd(),
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root or Path.cwd(), capture_output=True, text=True, timeout=10, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root or Path.cwd(),
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -154,8 +161,9 @@ def log_and_register(
     except Exception as exc:  # already exists
         if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
             raise
-    mv = client.create_model_version(name, source, run_id=run.info.run_id,
-                                     tags={f"sha256:{k}": v for k, v in sums.items()} | {"dataset": dataset})
+    mv = client.create_model_version(
+        name, source, run_id=run.info.run_id, tags={f"sha256:{k}": v for k, v in sums.items()} | {"dataset": dataset}
+    )
     if alias:
         client.set_registered_model_alias(name, alias, mv.version)
     return RegisteredModel(name, int(mv.version), run.info.run_id, model_dir)

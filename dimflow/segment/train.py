@@ -53,9 +53,15 @@ def graph_for(image: Path, seg_png: Path | None = None) -> StrokeGraph:
         g.labels = label_strokes(g, np.asarray(Image.open(seg_png)))
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, segments=g.segments, features=g.features, edges=g.edges,
-                        labels=g.labels if g.labels is not None else np.full(g.n, -1), line_width=g.line_width,
-                        offset=g.ink_offset)
+    np.savez_compressed(
+        tmp,
+        segments=g.segments,
+        features=g.features,
+        edges=g.edges,
+        labels=g.labels if g.labels is not None else np.full(g.n, -1),
+        line_width=g.line_width,
+        offset=g.ink_offset,
+    )
     tmp.replace(cache)
     return g
 
@@ -64,8 +70,9 @@ def _graph_job(args: tuple[str, str]) -> StrokeGraph:
     return graph_for(Path(args[0]), Path(args[1]))
 
 
-def load_split(split: Path, limit: int | None = None, workers: int = 2,
-               progress: Callable[[int], None] | None = None) -> list[StrokeGraph]:
+def load_split(
+    split: Path, limit: int | None = None, workers: int = 2, progress: Callable[[int], None] | None = None
+) -> list[StrokeGraph]:
     images = sorted((split / "images").glob("*.png"))[:limit]
     jobs = [(str(p), str(split / "segmentation" / p.name)) for p in images]
     graphs = []
@@ -100,8 +107,11 @@ def evaluate(model: StrokeSAGE, graphs: list[StrokeGraph]) -> dict:
     return out
 
 
-def train(data_root: Path, params: SegmenterParams, progress: Callable[[str, int, int], None] | None = None,
-          ) -> tuple[StrokeSAGE, dict]:
+def train(
+    data_root: Path,
+    params: SegmenterParams,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[StrokeSAGE, dict]:
     """Train on `data_root`/train, select on `data_root`/val; returns the model and its metrics."""
     torch.manual_seed(params.seed)
     rng = np.random.default_rng(params.seed)
@@ -109,13 +119,25 @@ def train(data_root: Path, params: SegmenterParams, progress: Callable[[str, int
     train_g = load_split(data_root / "train", params.max_train, params.workers)
     val_g = load_split(data_root / "val", params.max_val, params.workers)
     feats = np.concatenate([g.features for g in train_g])
-    cfg = SegmenterConfig(hidden=params.hidden, layers=params.layers, dropout=params.dropout,
-                          feature_mean=feats.mean(0).tolist(), feature_std=(feats.std(0) + 1e-6).tolist())
+    cfg = SegmenterConfig(
+        hidden=params.hidden,
+        layers=params.layers,
+        dropout=params.dropout,
+        feature_mean=feats.mean(0).tolist(),
+        feature_std=(feats.std(0) + 1e-6).tolist(),
+    )
     model = StrokeSAGE(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=params.epochs * len(train_g))
-    tensors = [(torch.from_numpy(g.features).to(device), torch.from_numpy(g.edges).to(device),
-                torch.from_numpy(g.labels).to(device)) for g in train_g if g.n]
+    tensors = [
+        (
+            torch.from_numpy(g.features).to(device),
+            torch.from_numpy(g.edges).to(device),
+            torch.from_numpy(g.labels).to(device),
+        )
+        for g in train_g
+        if g.n
+    ]
     history, best, best_state = [], -1.0, None
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-1)
     for epoch in range(params.epochs):
@@ -131,18 +153,28 @@ def train(data_root: Path, params: SegmenterParams, progress: Callable[[str, int
             total += float(loss)
         model.eval()
         val = evaluate(model, val_g)
-        row = {"loss": total / max(1, len(tensors)), "val_accuracy": val["accuracy"],
-               "epoch_seconds": time.perf_counter() - t0}
+        row = {
+            "loss": total / max(1, len(tensors)),
+            "val_accuracy": val["accuracy"],
+            "epoch_seconds": time.perf_counter() - t0,
+        }
         history.append(row)
         if val["accuracy"] > best:
             best, best_state = val["accuracy"], {k: v.detach().clone() for k, v in model.state_dict().items()}
         if progress:
-            progress(f"epoch {epoch + 1}: loss {row['loss']:.3f} val acc {val['accuracy']:.4f}", epoch + 1,
-                     params.epochs)
+            progress(
+                f"epoch {epoch + 1}: loss {row['loss']:.3f} val acc {val['accuracy']:.4f}", epoch + 1, params.epochs
+            )
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     final = evaluate(model, val_g)
-    metrics = {"history": history, "val": final, "params": asdict(params), "device": device,
-               "n_train_drawings": len(train_g), "n_val_drawings": len(val_g)}
+    metrics = {
+        "history": history,
+        "val": final,
+        "params": asdict(params),
+        "device": device,
+        "n_train_drawings": len(train_g),
+        "n_val_drawings": len(val_g),
+    }
     return model.cpu(), metrics
