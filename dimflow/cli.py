@@ -85,5 +85,101 @@ def evaluate(
     print(score.summary_line())
 
 
+train_app = typer.Typer(help="Train a model, register it in MLflow and promote it if it beats the champion.")
+models_app = typer.Typer(help="Inspect, bootstrap and evaluate the registered models.")
+app.add_typer(train_app, name="train")
+app.add_typer(models_app, name="models")
+
+DataOption = Annotated[
+    Path, typer.Option(help="Dataset root holding train/ and val/ splits (as `dvc repro` writes them).")
+]
+
+
+def _train(key: str, data: Path, params, promote: bool) -> None:
+    from dimflow.lifecycle import train_and_register
+
+    for split in ("train", "val"):
+        if not (data / split / "images").is_dir():
+            raise fail(f"{data / split} has no images/; run `dvc repro` or `dimflow synth --out {data / split}`")
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task(f"train {key}", total=None)
+
+        def progress(msg: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{key} {msg}", completed=done, total=total)
+
+        result = train_and_register(key, data, params, progress=progress, promote=promote)
+    val = {k: v for k, v in result["val"].items() if isinstance(v, float)}
+    console.print(f"registered {result['name']}/{result['version']}; validation: {val}")
+    console.print(
+        "promoted to champion"
+        if result.get("promoted")
+        else f"not promoted ({result.get('reason', '')}"
+        f"{result.get('challenger', '')} vs champion {result.get('champion', '')})"
+    )
+
+
+@train_app.command("segmenter")
+def train_segmenter(
+    data: DataOption = Path("data/synth"),
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training drawings.")] = 40,
+    max_train: Annotated[int, typer.Option(min=1, help="Training drawings to use (graphs are cached).")] = 200,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle).")] = 3e-3,
+    promote: Annotated[bool, typer.Option(help="Promote to champion if better on val.")] = True,
+) -> None:
+    """Train the GraphSAGE stroke segmenter (contour / dimension / text / other)."""
+    from dimflow.segment.train import SegmenterParams
+
+    _train("segmenter", data, SegmenterParams(epochs=epochs, max_train=max_train, lr=lr), promote)
+
+
+@train_app.command("reader")
+def train_reader(
+    data: DataOption = Path("data/synth"),
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training crops.")] = 30,
+    max_train: Annotated[int | None, typer.Option(min=1, help="Training crops to use (default: all).")] = None,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle).")] = 2e-3,
+    promote: Annotated[bool, typer.Option(help="Promote to champion if better on val.")] = True,
+) -> None:
+    """Train the CRNN callout reader on callout crops (rotated and stacked ones included)."""
+    from dimflow.read.train import ReaderParams
+
+    _train("reader", data, ReaderParams(epochs=epochs, max_train=max_train, lr=lr), promote)
+
+
+@models_app.command("bootstrap")
+def models_bootstrap() -> None:
+    """Register the shipped baseline models (version 1, alias champion) where the registry lacks them."""
+    from dimflow.lifecycle import bootstrap
+    from dimflow.registry import ChecksumError
+
+    try:
+        for key, state in bootstrap().items():
+            console.print(f"{key}: {state}")
+    except ChecksumError as exc:
+        raise fail(str(exc)) from None
+
+
+@models_app.command("evaluate")
+def models_evaluate(
+    split: Annotated[Path, typer.Option(help="Split to evaluate on.")] = Path("data/synth/test"),
+    model: Annotated[list[str] | None, typer.Option(help="Model(s) to evaluate (default: all).")] = None,
+) -> None:
+    """Evaluate each champion on a split and print its metrics."""
+    from dimflow.lifecycle import evaluate_champions
+    from dimflow.registry import ChecksumError, RegistryError
+
+    if not (split / "images").is_dir():
+        raise fail(f"{split} has no images/; run `dvc repro` first")
+    try:
+        results = evaluate_champions(split, model)
+    except (RegistryError, ChecksumError, KeyError) as exc:
+        raise fail(str(exc)) from None
+    for key, metrics in results.items():
+        shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        print(f"{key} {metrics['model']} {shown}")
+
+
 if __name__ == "__main__":
     app()

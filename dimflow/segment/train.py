@@ -150,7 +150,7 @@ def train(
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss)
+            total += float(loss.detach())
         model.eval()
         val = evaluate(model, val_g)
         row = {

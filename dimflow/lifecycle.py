@@ -1,0 +1,151 @@
+"""Model lifecycle: train -> register (challenger) -> compare with champion -> promote;
+bootstrap the shipped baseline; evaluate champions on a split.
+
+One table (`KINDS`) says, for each model, how it trains, loads, evaluates and which metric
+decides promotion, so the three models share one code path.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dimflow import registry
+from dimflow.registry import CHALLENGER, CHAMPION, MODEL_NAMES
+
+BASELINE_DIR = Path(__file__).resolve().parent.parent / "models" / "baseline"
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    key: str  # "reader", "segmenter", "detector"
+    metric: str  # the number that decides promotion (higher is better)
+    train: Callable[..., tuple[Any, dict]]
+    load: Callable[[Path], Any]
+    evaluate: Callable[[Any, Path], dict]  # (model, split folder) -> metrics
+
+    @property
+    def name(self) -> str:
+        return MODEL_NAMES[self.key]
+
+
+def _segmenter() -> ModelKind:
+    from dimflow.segment import train as seg
+    from dimflow.segment.model import StrokeSAGE
+
+    def evaluate(model, split: Path) -> dict:
+        return seg.evaluate(model, seg.load_split(split))
+
+    return ModelKind("segmenter", "accuracy", seg.train, StrokeSAGE.load, evaluate)
+
+
+def _reader() -> ModelKind:
+    from dimflow.read import train as rd
+    from dimflow.read.model import CRNN
+
+    def evaluate(model, split: Path) -> dict:
+        return rd.evaluate(model, rd.load_crops(split))
+
+    return ModelKind("reader", "exact_match", rd.train, CRNN.load, evaluate)
+
+
+KINDS: dict[str, Callable[[], ModelKind]] = {"segmenter": _segmenter, "reader": _reader}
+
+
+def get_kind(key: str) -> ModelKind:
+    if key not in KINDS:
+        raise KeyError(f"unknown model '{key}'; choose one of {', '.join(KINDS)}")
+    return KINDS[key]()
+
+
+def _flat(metrics: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def train_and_register(key: str, data_root: Path, params: Any, progress=None, promote: bool = True) -> dict:
+    """Train one model, log and register it as challenger, promote it if it beats the champion."""
+    kind = get_kind(key)
+    model, metrics = kind.train(data_root, params, progress=progress)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "model"
+        model.save(folder)
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str) + "\n")
+        reg = registry.log_and_register(
+            kind.name,
+            folder,
+            {k: v for k, v in metrics["params"].items()},
+            metrics["history"],
+            _flat(metrics["val"]),
+            registry.dataset_hash(data_root / "train"),
+            alias=CHALLENGER,
+            tags={"device": metrics.get("device", "cpu")},
+        )
+    result = {"name": kind.name, "version": reg.version, "val": metrics["val"], "promoted": False}
+    if promote:
+        result |= promote_if_better(key, data_root / "val")
+    return result
+
+
+def promote_if_better(key: str, split: Path) -> dict:
+    """Evaluate challenger and champion on the same split; move `champion` if the challenger wins."""
+    kind = get_kind(key)
+    challenger_v = registry.version_by_alias(kind.name, CHALLENGER)
+    if challenger_v is None:
+        return {"promoted": False, "reason": "no challenger"}
+    champion_v = registry.version_by_alias(kind.name, CHAMPION)
+    chall = kind.evaluate(kind.load(registry.load(kind.name, version=challenger_v).path), split)[kind.metric]
+    if champion_v is None:
+        registry.set_alias(kind.name, CHAMPION, challenger_v)
+        return {"promoted": True, "challenger": chall, "champion": None}
+    champ = kind.evaluate(kind.load(registry.load(kind.name, version=champion_v).path), split)[kind.metric]
+    if chall > champ:
+        registry.set_alias(kind.name, CHAMPION, challenger_v)
+        return {"promoted": True, "challenger": chall, "champion": champ}
+    return {"promoted": False, "challenger": chall, "champion": champ}
+
+
+def bootstrap(baseline: Path = BASELINE_DIR) -> dict[str, str]:
+    """Register the shipped baseline models as version 1 / champion where the registry lacks them."""
+    done = {}
+    for key in KINDS:
+        kind = get_kind(key)
+        folder = baseline / key
+        if not folder.is_dir():
+            done[key] = "not shipped"
+            continue
+        if registry.version_by_alias(kind.name, CHAMPION) is not None:
+            done[key] = "present"
+            continue
+        card = json.loads((folder / "metrics.json").read_text())
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / "model"
+            shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("checksums.json", "*.md"))
+            expected = json.loads((folder / "checksums.json").read_text())
+            registry.verify(copy, expected)
+            reg = registry.log_and_register(
+                kind.name,
+                copy,
+                card.get("params", {}),
+                card.get("history", []),
+                _flat(card.get("test", {})),
+                card.get("dataset", "shipped"),
+                alias=CHAMPION,
+                tags={"source": "models/baseline"},
+            )
+        done[key] = f"registered {reg.ref}"
+    return done
+
+
+def evaluate_champions(split: Path, keys: list[str] | None = None) -> dict[str, dict]:
+    out = {}
+    for key in keys or list(KINDS):
+        kind = get_kind(key)
+        reg = registry.load(kind.name, CHAMPION)
+        metrics = kind.evaluate(kind.load(reg.path), split)
+        out[key] = {"model": reg.ref, **metrics}
+    return out

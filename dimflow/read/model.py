@@ -1,0 +1,146 @@
+"""The callout reader: a CRNN (convolutions, BiLSTM, CTC) over the dimension alphabet.
+
+Crops are turned upright (tall crops are rotated text), scaled to a fixed height and read
+in one pass; stacked tolerances are read as the normalised `+a/-b` because the BiLSTM sees
+the whole crop. Output goes through the grammar to the contract's text.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+WEIGHTS = "reader.pt"
+CONFIG = "reader.json"
+CHARSET = " " + string.digits + string.ascii_uppercase + string.ascii_lowercase + ".,+-/()±°Ø:%#=*'\"&<>_"
+
+
+@dataclass
+class ReaderConfig:
+    height: int = 48
+    max_width: int = 768
+    charset: str = CHARSET
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 192, 256])
+    lstm: int = 160
+
+
+def upright(gray: np.ndarray) -> list[np.ndarray]:
+    """Candidate upright views of a crop: itself, or both quarter turns for tall crops."""
+    h, w = gray.shape[:2]
+    if h > 1.3 * w:
+        return [np.rot90(gray, k=-1).copy(), np.rot90(gray, k=1).copy()]  # 90° CCW text first
+    return [gray]
+
+
+def to_input(gray: np.ndarray, cfg: ReaderConfig) -> np.ndarray:
+    """Scale an upright grayscale crop to the model's height; ink bright on black, float32."""
+    h, w = gray.shape[:2]
+    new_w = int(np.clip(round(w * cfg.height / max(h, 1)), 8, cfg.max_width))
+    img = cv2.resize(gray, (new_w, cfg.height), interpolation=cv2.INTER_AREA)
+    return 1.0 - img.astype(np.float32) / 255.0
+
+
+def batch(images: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to the widest image; returns (B, 1, H, W) and the widths."""
+    widths = torch.tensor([im.shape[1] for im in images])
+    out = np.zeros((len(images), 1, images[0].shape[0], int(widths.max())), np.float32)
+    for i, im in enumerate(images):
+        out[i, 0, :, : im.shape[1]] = im
+    return torch.from_numpy(out), widths
+
+
+class CRNN(nn.Module):
+    def __init__(self, cfg: ReaderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.channels
+
+        def block(i: int, o: int, pool: tuple[int, int] | None) -> list[nn.Module]:
+            mods: list[nn.Module] = [
+                nn.Conv2d(i, o, 3, padding=1, bias=False),
+                nn.BatchNorm2d(o),
+                nn.ReLU(inplace=True),
+            ]
+            if pool:
+                mods.append(nn.MaxPool2d(pool, pool))
+            return mods
+
+        self.features = nn.Sequential(
+            *block(1, c[0], (2, 2)),  # H/2, W/2
+            *block(c[0], c[1], (2, 2)),  # H/4, W/4
+            *block(c[1], c[2], None),
+            *block(c[2], c[2], (2, 1)),  # H/8
+            *block(c[2], c[3], (2, 1)),  # H/16
+            *block(c[3], c[4], None),
+        )
+        self.collapse = nn.AdaptiveAvgPool2d((1, None))
+        self.rnn = nn.LSTM(c[4], cfg.lstm, num_layers=2, bidirectional=True, batch_first=True, dropout=0.1)
+        self.head = nn.Linear(2 * cfg.lstm, len(cfg.charset) + 1)  # 0 is the CTC blank
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) -> log-probabilities (T, B, C) for CTC, T = W / 4."""
+        f = self.collapse(self.features(x)).squeeze(2).transpose(1, 2)  # (B, T, C)
+        out, _ = self.rnn(f)
+        return self.head(out).log_softmax(2).transpose(0, 1)
+
+    # ------------------------------------------------------------------ text <-> labels
+
+    def encode(self, text: str) -> list[int]:
+        idx = {ch: i + 1 for i, ch in enumerate(self.cfg.charset)}
+        return [idx[ch] for ch in text if ch in idx]
+
+    def decode(self, logp: torch.Tensor, widths: torch.Tensor) -> list[tuple[str, float]]:
+        """Greedy CTC decoding; confidence is the mean max-probability of emitted frames."""
+        prob, best = logp.exp().max(2)  # (T, B)
+        out = []
+        for b in range(best.shape[1]):
+            t_max = max(1, int(widths[b]) // 4)
+            prev, chars, confs = 0, [], []
+            for t in range(t_max):
+                k = int(best[t, b])
+                if k != 0 and k != prev:
+                    chars.append(self.cfg.charset[k - 1])
+                    confs.append(float(prob[t, b]))
+                prev = k
+            out.append(("".join(chars), float(np.mean(confs)) if confs else 0.0))
+        return out
+
+    @torch.no_grad()
+    def read(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        """Read grayscale crops (any orientation); returns (raw text, confidence) for each."""
+        if not crops:
+            return []
+        views, owner = [], []
+        for i, crop in enumerate(crops):
+            for v in upright(crop):
+                views.append(to_input(v, self.cfg))
+                owner.append(i)
+        dev = next(self.parameters()).device
+        results: list[tuple[str, float]] = [("", -1.0)] * len(crops)
+        order = np.argsort([v.shape[1] for v in views])
+        for start in range(0, len(order), 32):
+            chunk = [int(j) for j in order[start : start + 32]]
+            x, widths = batch([views[j] for j in chunk])
+            for j, (text, conf) in zip(chunk, self.decode(self(x.to(dev)), widths), strict=True):
+                if conf > results[owner[j]][1]:
+                    results[owner[j]] = (text, conf)
+        return results
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(self.state_dict(), folder / WEIGHTS)
+        (folder / CONFIG).write_text(json.dumps(asdict(self.cfg), indent=1, ensure_ascii=False) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path, device: str = "cpu") -> CRNN:
+        cfg = ReaderConfig(**json.loads((folder / CONFIG).read_text()))
+        model = cls(cfg)
+        model.load_state_dict(torch.load(folder / WEIGHTS, map_location=device, weights_only=True))
+        return model.to(device).eval()

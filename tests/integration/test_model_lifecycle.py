@@ -1,0 +1,74 @@
+"""Each model trains a few steps on generated drawings, registers in a temporary MLflow store,
+loads back by alias with its checksums verified, and is promoted only when it wins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dimflow import registry
+from dimflow.lifecycle import get_kind, promote_if_better, train_and_register
+from dimflow.read.train import ReaderParams
+from dimflow.segment.train import SegmenterParams
+from dimflow.settings import get_settings
+from dimflow.synth.dataset import write_dataset
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_dataset(root / "train", n=3, seed=11)
+    write_dataset(root / "val", n=2, seed=12)
+    return root
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DIMFLOW_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DIMFLOW_MLFLOW_TRACKING_URI", raising=False)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("key", "params"),
+    [
+        ("segmenter", SegmenterParams(epochs=2, max_train=3, max_val=2, workers=1)),
+        ("reader", ReaderParams(epochs=1, max_train=24, max_val=8, batch_size=8)),
+    ],
+)
+def test_train_register_load_by_alias(key: str, params, data_root: Path, store: Path) -> None:
+    result = train_and_register(key, data_root, params)
+    kind = get_kind(key)
+    assert result["version"] == 1 and result["promoted"]
+    assert registry.tracking_uri().startswith(f"sqlite:///{store}")
+    champ = registry.load(kind.name, registry.CHAMPION)
+    assert champ.version == 1
+    model = kind.load(champ.path)
+    metrics = kind.evaluate(model, data_root / "val")
+    assert 0.0 <= metrics[kind.metric] <= 1.0
+
+    # a second, identical-quality run becomes challenger but does not displace the champion
+    result2 = train_and_register(key, data_root, params, promote=False)
+    assert result2["version"] == 2
+    assert registry.version_by_alias(kind.name, registry.CHALLENGER) == 2
+    decision = promote_if_better(key, data_root / "val")
+    assert decision["promoted"] == (decision["challenger"] > decision["champion"])
+
+
+def test_tampered_weights_are_refused(data_root: Path, store: Path) -> None:
+    train_and_register("segmenter", data_root, SegmenterParams(epochs=1, max_train=2, max_val=1, workers=1))
+    loaded = registry.load("drawing-segmenter", registry.CHAMPION)
+    weights = next(p for p in loaded.path.iterdir() if p.suffix == ".pt")
+    weights.write_bytes(weights.read_bytes()[:-10])
+    with pytest.raises(registry.ChecksumError, match="differs"):
+        registry.load("drawing-segmenter", registry.CHAMPION)
+
+
+def test_missing_alias_is_a_clear_error(store: Path) -> None:
+    with pytest.raises(registry.RegistryError, match="no alias 'champion'"):
+        registry.load("drawing-segmenter", registry.CHAMPION)
