@@ -70,8 +70,8 @@ def augment(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.3:
         img = np.clip(img + rng.normal(0, rng.uniform(3, 15), img.shape), 0, 255).astype(np.uint8)
     if rng.random() < 0.5:
-        t, b, l, r = (int(v) for v in rng.integers(0, 6, 4))
-        img = cv2.copyMakeBorder(img, t, b, l, r, cv2.BORDER_CONSTANT, value=255)
+        top, bottom, left, right = (int(v) for v in rng.integers(0, 6, 4))
+        img = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=255)
     return img
 
 
