@@ -149,3 +149,41 @@ def evaluate_champions(split: Path, keys: list[str] | None = None) -> dict[str, 
         metrics = kind.evaluate(kind.load(reg.path), split)
         out[key] = {"model": reg.ref, **metrics}
     return out
+
+
+def export_baseline(key: str, test_split: Path, command: str, baseline: Path = BASELINE_DIR) -> Path:
+    """Copy the champion into the shipped baseline with its model card and test metrics."""
+    kind = get_kind(key)
+    reg = registry.load(kind.name, CHAMPION)
+    train_metrics = json.loads((reg.path / "metrics.json").read_text())
+    test = kind.evaluate(kind.load(reg.path), test_split)
+    dest = baseline / key
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for f in reg.path.iterdir():
+        if f.is_file() and f.name not in ("checksums.json", "metrics.json"):
+            shutil.copy2(f, dest / f.name)
+    card = {
+        "model": kind.name,
+        "registered_as": reg.ref,
+        "command": command,
+        "params": train_metrics.get("params", {}),
+        "dataset": registry.dataset_hash(test_split.parent / "train"),
+        "test_split": str(test_split),
+        "test_split_hash": registry.dataset_hash(test_split),
+        "history": train_metrics.get("history", []),
+        "val": {k: v for k, v in train_metrics.get("val", {}).items() if not isinstance(v, list)},
+        "test": {k: v for k, v in test.items() if not isinstance(v, list)},
+    }
+    (dest / "metrics.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
+    (dest / "checksums.json").write_text(json.dumps(registry.checksums(dest), indent=1, sort_keys=True) + "\n")
+    flat = "\n".join(f"| {k} | {v:.4f} |" for k, v in card["test"].items() if isinstance(v, float))
+    (dest / "README.md").write_text(
+        f"# {kind.name} (baseline)\n\nTrained with `{command}` and registered as `{reg.ref}`.\n\n"
+        f"- training data: `{card['dataset']}` (DVC hash of data/synth/train, params.yaml)\n"
+        f"- test split: `{test_split}` (`{card['test_split_hash']}`)\n- device: {train_metrics.get('device')}\n\n"
+        f"## Test metrics\n\n| metric | value |\n|---|---|\n{flat}\n\n"
+        f"Parameters and per-epoch history are in `metrics.json`; file checksums in `checksums.json`.\n"
+    )
+    return dest

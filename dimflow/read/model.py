@@ -24,7 +24,7 @@ CHARSET = " " + string.digits + string.ascii_uppercase + string.ascii_lowercase 
 
 @dataclass
 class ReaderConfig:
-    height: int = 48
+    height: int = 40
     max_width: int = 768
     charset: str = CHARSET
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 192, 256])
@@ -135,12 +135,16 @@ class CRNN(nn.Module):
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state_dict(), folder / WEIGHTS)
+        # half precision on disk: the shipped set must stay small; reads are unchanged
+        torch.save(
+            {k: v.half() if v.is_floating_point() else v for k, v in self.state_dict().items()}, folder / WEIGHTS
+        )
         (folder / CONFIG).write_text(json.dumps(asdict(self.cfg), indent=1, ensure_ascii=False) + "\n")
 
     @classmethod
     def load(cls, folder: Path, device: str = "cpu") -> CRNN:
         cfg = ReaderConfig(**json.loads((folder / CONFIG).read_text()))
         model = cls(cfg)
-        model.load_state_dict(torch.load(folder / WEIGHTS, map_location=device, weights_only=True))
+        state = torch.load(folder / WEIGHTS, map_location=device, weights_only=True)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
         return model.to(device).eval()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -15,6 +16,8 @@ from PIL import Image
 
 from dimflow.grammar import GrammarError, normalise
 from dimflow.read.model import CRNN, ReaderConfig, to_input, upright
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -157,6 +160,7 @@ def train(
         history.append(row)
         if val["exact_match"] > best:
             best, best_state = val["exact_match"], {k: v.detach().clone() for k, v in model.state_dict().items()}
+        log.info("epoch %d/%d: %s", epoch + 1, params.epochs, row)
         if progress:
             progress(
                 f"epoch {epoch + 1}: loss {row['loss']:.3f} val exact {val['exact_match']:.4f} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -16,6 +17,8 @@ from PIL import Image
 from dimflow.segment.model import SegmenterConfig, StrokeSAGE
 from dimflow.segment.vectorize import CLASSES, StrokeGraph, build_graph, label_strokes
 from dimflow.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -161,6 +164,7 @@ def train(
         history.append(row)
         if val["accuracy"] > best:
             best, best_state = val["accuracy"], {k: v.detach().clone() for k, v in model.state_dict().items()}
+        log.info("epoch %d/%d: %s", epoch + 1, params.epochs, row)
         if progress:
             progress(
                 f"epoch {epoch + 1}: loss {row['loss']:.3f} val acc {val['accuracy']:.4f}", epoch + 1, params.epochs

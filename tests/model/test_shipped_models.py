@@ -1,0 +1,62 @@
+"""Behaviour of the shipped baseline models on drawings they never saw (a seed no split uses)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dimflow.lifecycle import BASELINE_DIR, get_kind
+from dimflow.registry import checksums, verify
+from dimflow.synth.dataset import write_dataset
+
+pytestmark = pytest.mark.model
+
+
+def _shipped(key: str) -> Path:
+    folder = BASELINE_DIR / key
+    if not (folder / "checksums.json").is_file():
+        pytest.skip(f"no shipped {key} baseline in {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def unseen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("unseen")
+    write_dataset(out, n=4, seed=4242)
+    return out
+
+
+@pytest.mark.parametrize("key", ["segmenter", "reader"])
+def test_shipped_files_match_their_checksums(key: str) -> None:
+    folder = _shipped(key)
+    expected = json.loads((folder / "checksums.json").read_text())
+    verify(folder, expected)
+    assert set(expected) == set(checksums(folder)) - {"README.md"}
+
+
+def test_segmenter_classifies_unseen_strokes(unseen: Path) -> None:
+    kind = get_kind("segmenter")
+    metrics = kind.evaluate(kind.load(_shipped("segmenter")), unseen)
+    assert metrics["accuracy"] >= 0.93, metrics
+    assert min(metrics[f"recall_{c}"] for c in ("contour", "dimension", "text", "other")) >= 0.75, metrics
+
+
+def test_reader_reads_unseen_callouts(unseen: Path) -> None:
+    kind = get_kind("reader")
+    metrics = kind.evaluate(kind.load(_shipped("reader")), unseen)
+    assert metrics["exact_match"] >= 0.85, metrics
+
+
+def test_reader_is_invariant_to_a_quarter_turn(unseen: Path) -> None:
+    """A callout read upright and the same crop turned 90° counter-clockwise read the same."""
+    from dimflow.read.train import load_crops
+
+    reader = get_kind("reader").load(_shipped("reader"))
+    samples = [s for s in load_crops(unseen) if s.image.shape[1] > 1.5 * s.image.shape[0]][:12]
+    upright = [t for t, _ in reader.read([s.image for s in samples])]
+    turned = [t for t, _ in reader.read([np.rot90(s.image).copy() for s in samples])]
+    agree = np.mean([a == b for a, b in zip(upright, turned, strict=True)])
+    assert agree >= 0.9, list(zip(upright, turned, strict=True))
