@@ -159,6 +159,23 @@ def train_reader(
     _train("reader", data, ReaderParams(epochs=epochs, max_train=max_train, lr=lr), promote)
 
 
+@train_app.command("detector")
+def train_detector(
+    data: DataOption = Path("data/synth"),
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training drawings.")] = 15,
+    imgsz: Annotated[int, typer.Option(min=320, help="Long side of the drawing as the network sees it, px.")] = 1600,
+    batch: Annotated[int, typer.Option(min=1, help="Drawings per step.")] = 4,
+    max_train: Annotated[int, typer.Option(min=1, help="Training drawings to use.")] = 120,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = True,
+    promote: Annotated[bool, typer.Option(help="Promote to champion if better on val.")] = True,
+) -> None:
+    """Train the YOLO11n callout detector from its yaml (no downloaded weights), export ONNX."""
+    from dimflow.detect.train import DetectorParams
+
+    params = DetectorParams(epochs=epochs, imgsz=imgsz, batch=batch, max_train=max_train, resume=resume)
+    _train("detector", data, params, promote)
+
+
 @models_app.command("bootstrap")
 def models_bootstrap() -> None:
     """Register the shipped baseline models (version 1, alias champion) where the registry lacks them."""

@@ -54,7 +54,17 @@ def _reader() -> ModelKind:
     return ModelKind("reader", "exact_match", rd.train, CRNN.load, evaluate)
 
 
-KINDS: dict[str, Callable[[], ModelKind]] = {"segmenter": _segmenter, "reader": _reader}
+def _detector() -> ModelKind:
+    from dimflow.detect import train as det
+    from dimflow.detect.model import Detector
+
+    def evaluate(model, split: Path) -> dict:
+        return det.evaluate(model, split)
+
+    return ModelKind("detector", "recall", det.train, Detector.load, evaluate)
+
+
+KINDS: dict[str, Callable[[], ModelKind]] = {"segmenter": _segmenter, "reader": _reader, "detector": _detector}
 
 
 def get_kind(key: str) -> ModelKind:

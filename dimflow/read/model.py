@@ -19,6 +19,7 @@ from torch import nn
 
 WEIGHTS = "reader.pt"
 CONFIG = "reader.json"
+INK = 150  # darker than this is ink in a crop
 CHARSET = " " + string.digits + string.ascii_uppercase + string.ascii_lowercase + ".,+-/()±°Ø:%#=*'\"&<>_"
 
 
@@ -37,6 +38,96 @@ def upright(gray: np.ndarray) -> list[np.ndarray]:
     if h > 1.3 * w:
         return [np.rot90(gray, k=-1).copy(), np.rot90(gray, k=1).copy()]  # 90° CCW text first
     return [gray]
+
+
+def _components(gray: np.ndarray) -> list[np.ndarray]:
+    ink = (gray < INK).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    return [stats[i] for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 3]
+
+
+def find_stack(gray: np.ndarray) -> tuple[int, int] | None:
+    """Where a crop ends in two stacked lines (deviations or limits): (first column, split row).
+
+    Scans candidate start columns left to right; the region right of a start is stacked when
+    an empty row in its middle 60% separates it into two lines, each at least 28% of the
+    crop's ink height. Tall narrow components (the brackets SOLIDWORKS draws around a stack)
+    belong to neither line.
+    """
+    comps = _components(gray)
+    if len(comps) < 2:
+        return None
+    top = min(int(c[1]) for c in comps)
+    height = max(int(c[1] + c[3]) for c in comps) - top
+    body = sorted((c for c in comps if not _tall_bracket(c, height)), key=lambda c: int(c[0]))
+    lo_band, hi_band = int(0.2 * height), int(0.8 * height)
+    for xs in sorted({int(c[0]) for c in body}):
+        region = [c for c in body if c[0] >= xs]
+        if len(region) < 2:
+            break
+        rows = np.zeros(height + 1, int)
+        for c in region:
+            rows[c[1] - top : c[1] + c[3] - top] += 1
+        empty = np.nonzero(rows[lo_band : hi_band + 1] == 0)[0]
+        if not len(empty):
+            continue
+        split = top + lo_band + int(empty[len(empty) // 2])
+        upper = [c for c in region if c[1] + c[3] <= split]
+        lower = [c for c in region if c[1] >= split]
+        if not upper or not lower or len(upper) + len(lower) != len(region):
+            continue
+        if min(_span(upper), _span(lower)) < 0.28 * height:
+            continue
+        return xs, split
+    return None
+
+
+def _tall_bracket(c: np.ndarray, height: int) -> bool:
+    return c[3] >= 0.8 * height and c[2] < 0.35 * c[3]
+
+
+def _span(comps: list[np.ndarray]) -> int:
+    return max(int(c[1] + c[3]) for c in comps) - min(int(c[1]) for c in comps)
+
+
+def _trim(gray: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(gray < INK)
+    if not len(ys):
+        return gray[:1, :1]
+    return gray[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+
+
+def unstack(gray: np.ndarray) -> np.ndarray:
+    """Lay a stacked tolerance or limit pair out on one line as `main upper / lower`.
+
+    The reader then sees one line of text, and the slash it is trained to read stands where
+    the two lines met; crops without a stack come back unchanged.
+    """
+    found = find_stack(gray)
+    if found is None:
+        return gray
+    xs, split = found
+    clean = gray.copy()
+    height = _span(_components(gray))
+    ink = (gray < INK).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    for i in range(1, n):
+        if _tall_bracket(stats[i], height):
+            clean[labels == i] = 255
+    pieces = [_trim(clean[:, :xs])] if (clean[:, :xs] < INK).any() else []
+    upper, lower = _trim(clean[:split, xs:]), _trim(clean[split:, xs:])
+    h = max(p.shape[0] for p in [*pieces, upper, lower])
+    gap = max(2, h // 4)
+    slash = np.full((h, max(3, h // 2)), 255, np.uint8)
+    cv2.line(slash, (0, h - 1), (slash.shape[1] - 1, 0), 0, max(1, h // 12))
+    parts = [*pieces, upper, slash, lower] if pieces else [upper, slash, lower]
+    canvas = np.full((h + 2 * gap, sum(p.shape[1] for p in parts) + gap * (len(parts) + 1)), 255, np.uint8)
+    x = gap
+    for p in parts:
+        y = gap + (h - p.shape[0]) // 2
+        canvas[y : y + p.shape[0], x : x + p.shape[1]] = p
+        x += p.shape[1] + gap
+    return canvas
 
 
 def to_input(gray: np.ndarray, cfg: ReaderConfig) -> np.ndarray:
@@ -120,7 +211,7 @@ class CRNN(nn.Module):
         views, owner = [], []
         for i, crop in enumerate(crops):
             for v in upright(crop):
-                views.append(to_input(v, self.cfg))
+                views.append(to_input(unstack(v), self.cfg))
                 owner.append(i)
         dev = next(self.parameters()).device
         results: list[tuple[str, float]] = [("", -1.0)] * len(crops)

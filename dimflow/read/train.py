@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from dimflow.grammar import GrammarError, normalise
-from dimflow.read.model import CRNN, ReaderConfig, to_input, upright
+from dimflow.read.model import CRNN, ReaderConfig, to_input, unstack
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +38,21 @@ def pick_device() -> str:
 
 @dataclass
 class Sample:
-    image: np.ndarray  # upright grayscale crop
+    image: np.ndarray  # upright grayscale crop, stacks laid out on one line (what the CRNN trains on)
     text: str  # the contract's normalised text
+    raw: np.ndarray  # the crop as cut from the drawing (what inference gets)
 
 
 def load_crops(split: Path, limit: int | None = None) -> list[Sample]:
-    """Dimension crops of a split, turned upright using the rotation the generator recorded."""
+    """Dimension crops of a split: upright (by the rotation the generator recorded) for training,
+    and as cut, for evaluation through the same path inference takes."""
     rows = [json.loads(line) for line in (split / "crops" / "index.jsonl").read_text(encoding="utf-8").splitlines()]
     rows = [r for r in rows if r["kind"] == "dimension"][:limit]
     out = []
     for r in rows:
-        gray = np.asarray(Image.open(split / "crops" / r["crop"]).convert("L"))
-        if r["rotation"] == 90:
-            gray = np.rot90(gray, k=-1).copy()
-        out.append(Sample(gray, r["text"]))
+        raw = np.asarray(Image.open(split / "crops" / r["crop"]).convert("L"))
+        gray = np.rot90(raw, k=-1).copy() if r["rotation"] == 90 else raw
+        out.append(Sample(unstack(gray), r["text"], raw))
     return out
 
 
@@ -89,7 +90,7 @@ def canonical(raw: str) -> str:
 def evaluate(model: CRNN, samples: list[Sample]) -> dict:
     """Exact match of the normalised reading against the truth text."""
     model.eval()
-    texts = [t for t, _ in model.read([s.image for s in samples])]
+    texts = [t for t, _ in model.read([s.raw for s in samples])]
     hits = [canonical(t) == s.text for t, s in zip(texts, samples, strict=True)]
     stacked = [h for h, s in zip(hits, samples, strict=True) if "/" in s.text]
     errors = [(s.text, t) for t, s, h in zip(texts, samples, hits, strict=True) if not h]
@@ -182,4 +183,4 @@ def train(
     return model.cpu().eval(), metrics
 
 
-__all__ = ["ReaderParams", "evaluate", "load_crops", "train", "upright"]
+__all__ = ["ReaderParams", "evaluate", "load_crops", "train"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dimflow import registry
+from dimflow.detect.train import DetectorParams
 from dimflow.lifecycle import get_kind, promote_if_better, train_and_register
 from dimflow.read.train import ReaderParams
 from dimflow.segment.train import SegmenterParams
@@ -39,6 +40,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     [
         ("segmenter", SegmenterParams(epochs=2, max_train=3, max_val=2, workers=1)),
         ("reader", ReaderParams(epochs=1, max_train=24, max_val=8, batch_size=8)),
+        ("detector", DetectorParams(epochs=1, imgsz=320, batch=2, max_train=3, max_val=2, workers=0, resume=False)),
     ],
 )
 def test_train_register_load_by_alias(key: str, params, data_root: Path, store: Path) -> None:
@@ -72,3 +74,13 @@ def test_tampered_weights_are_refused(data_root: Path, store: Path) -> None:
 def test_missing_alias_is_a_clear_error(store: Path) -> None:
     with pytest.raises(registry.RegistryError, match="no alias 'champion'"):
         registry.load("drawing-segmenter", registry.CHAMPION)
+
+
+def test_ultralytics_is_offline(store: Path) -> None:
+    """No font, weight or telemetry look-ups: the switches ultralytics itself reads are set."""
+    from dimflow.detect.yolo_env import ultralytics_settings_ok
+
+    seen = ultralytics_settings_ok()
+    assert seen["online"] is False
+    assert seen["sync"] is False and seen["mlflow"] is False
+    assert seen["font"].endswith("Arial.ttf") and Path(seen["font"]).is_file()

@@ -1,0 +1,61 @@
+"""Keep ultralytics offline: no font, weight, settings-sync or pip look-ups at run time.
+
+Air-gapped plants (and this project's build machines) have no internet; ultralytics would
+otherwise download Arial.ttf for plots, try to auto-install missing packages and ping its
+hub. Call `offline()` before the first `import ultralytics` (the detect package does).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from dimflow.settings import get_settings
+
+_INTEGRATIONS = ("mlflow", "raytune", "tensorboard", "wandb", "clearml", "comet", "dvc", "neptune")
+_FONT = Path(__file__).resolve().parent.parent / "synth" / "fonts" / "DejaVuSans.ttf"
+
+
+def config_dir() -> Path:
+    return get_settings().data_dir.resolve() / "ultralytics"
+
+
+def offline() -> Path:
+    """Point ultralytics at a local config folder with a local font; disable network features.
+
+    Imports ultralytics (after the environment is set) to switch its integrations off.
+    """
+    cfg = Path(os.environ.get("YOLO_CONFIG_DIR") or config_dir())
+    cfg.mkdir(parents=True, exist_ok=True)
+    os.environ["YOLO_CONFIG_DIR"] = str(cfg)
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "false"
+    os.environ.setdefault("YOLO_VERBOSE", "false")
+    from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
+
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):  # plots look for these and would download them
+        if not (Path(USER_CONFIG_DIR) / name).is_file():
+            shutil.copy(_FONT, Path(USER_CONFIG_DIR) / name)
+
+    # no telemetry, and no experiment-tracker callbacks: dimflow logs to its own MLflow store
+    SETTINGS.update({"sync": False, **{k: False for k in _INTEGRATIONS if k in SETTINGS}})
+    SETTINGS.update(
+        {"datasets_dir": str(cfg / "datasets"), "weights_dir": str(cfg / "weights"), "runs_dir": str(cfg / "runs")}
+    )
+    return cfg
+
+
+def ultralytics_settings_ok() -> dict[str, object]:
+    """What a test asserts: the offline switches ultralytics actually sees."""
+    offline()
+    from ultralytics.utils import SETTINGS, USER_CONFIG_DIR, is_online
+    from ultralytics.utils.checks import check_font
+
+    return {
+        "config_dir": str(USER_CONFIG_DIR),
+        "online": is_online(),
+        "sync": SETTINGS.get("sync"),
+        "mlflow": SETTINGS.get("mlflow"),
+        "font": str(check_font("Arial.ttf")),
+    }
