@@ -39,6 +39,30 @@ def main() -> None:
     drawings = a3_200dpi(args.n)
     report = {"drawing": "A3 200 dpi (3307x2339 px)", "threads": torch.get_num_threads(), "n": args.n}
 
+    det = get_kind("detector")
+    if registry.version_by_alias(det.name, registry.CHAMPION) is not None:
+        folder = registry.load(det.name).path
+        onnx_model = det.load(folder)
+        onnx_ms = []
+        for gray, _ in drawings:
+            t0 = time.perf_counter()
+            onnx_model.detect(gray)
+            onnx_ms.append(time.perf_counter() - t0)
+        report["detector_onnx_ms"] = 1000 * float(np.median(onnx_ms))
+        from dimflow.detect.yolo_env import offline
+
+        offline()
+        from ultralytics import YOLO
+
+        torch_model = YOLO(str(folder / "detector.pt"))
+        torch_ms = []
+        for gray, _ in drawings:
+            rgb = np.repeat(gray[..., None], 3, axis=2)
+            t0 = time.perf_counter()
+            torch_model.predict(rgb, imgsz=onnx_model.cfg.imgsz, device="cpu", verbose=False)
+            torch_ms.append(time.perf_counter() - t0)
+        report["detector_pytorch_ms"] = 1000 * float(np.median(torch_ms))
+
     seg = get_kind("segmenter")
     seg_model = seg.load(registry.load(seg.name).path)
     vec, gnn = [], []
