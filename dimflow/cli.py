@@ -151,12 +151,27 @@ def train_reader(
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training crops.")] = 30,
     max_train: Annotated[int | None, typer.Option(min=1, help="Training crops to use (default: all).")] = None,
     lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle).")] = 2e-3,
+    init: Annotated[
+        str | None, typer.Option(help="Fine-tune from a registered reader: an alias (champion) or a version number.")
+    ] = None,
     promote: Annotated[bool, typer.Option(help="Promote to champion if better on val.")] = True,
 ) -> None:
     """Train the CRNN callout reader on callout crops (rotated and stacked ones included)."""
+    from dimflow import registry
     from dimflow.read.train import ReaderParams
 
-    _train("reader", data, ReaderParams(epochs=epochs, max_train=max_train, lr=lr), promote)
+    start = None
+    if init:
+        try:
+            ref = (
+                registry.load("callout-reader", version=int(init))
+                if init.isdigit()
+                else registry.load("callout-reader", init)
+            )
+        except (registry.RegistryError, registry.ChecksumError) as exc:
+            raise fail(str(exc)) from None
+        start = str(ref.path)
+    _train("reader", data, ReaderParams(epochs=epochs, max_train=max_train, lr=lr, init=start), promote)
 
 
 @train_app.command("detector")

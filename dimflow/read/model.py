@@ -17,8 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from dimflow.read.orient import Orientation, upright_views
+
 WEIGHTS = "reader.pt"
 CONFIG = "reader.json"
+ORIENT = "orient.pt"
 INK = 150  # darker than this is ink in a crop
 CHARSET = " " + string.digits + string.ascii_uppercase + string.ascii_lowercase + ".,+-/()±°Ø:%#=*'\"&<>_"
 
@@ -33,10 +36,11 @@ class ReaderConfig:
 
 
 def upright(gray: np.ndarray) -> list[np.ndarray]:
-    """Candidate upright views of a crop: itself, or both quarter turns for tall crops."""
+    """Candidate upright views of a crop: itself, plus both quarter turns for tall crops
+    (vertical dimensions; a short horizontal callout such as `7` is tall too)."""
     h, w = gray.shape[:2]
     if h > 1.3 * w:
-        return [np.rot90(gray, k=-1).copy(), np.rot90(gray, k=1).copy()]  # 90° CCW text first
+        return [np.rot90(gray, k=-1).copy(), np.rot90(gray, k=1).copy(), gray]  # 90° CCW text first
     return [gray]
 
 
@@ -174,6 +178,7 @@ class CRNN(nn.Module):
         self.collapse = nn.AdaptiveAvgPool2d((1, None))
         self.rnn = nn.LSTM(c[4], cfg.lstm, num_layers=2, bidirectional=True, batch_first=True, dropout=0.1)
         self.head = nn.Linear(2 * cfg.lstm, len(cfg.charset) + 1)  # 0 is the CTC blank
+        self.orient: Orientation | None = None  # decides which way a crop reads (own weights file)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) -> log-probabilities (T, B, C) for CTC, T = W / 4."""
@@ -209,8 +214,9 @@ class CRNN(nn.Module):
         if not crops:
             return []
         views, owner = [], []
+        probs = self.orient.predict(crops) if self.orient is not None else None
         for i, crop in enumerate(crops):
-            for v in upright(crop):
+            for v in upright(crop) if probs is None else upright_views(crop, probs[i]):
                 views.append(to_input(unstack(v), self.cfg))
                 owner.append(i)
         dev = next(self.parameters()).device
@@ -227,9 +233,10 @@ class CRNN(nn.Module):
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         # half precision on disk: the shipped set must stay small; reads are unchanged
-        torch.save(
-            {k: v.half() if v.is_floating_point() else v for k, v in self.state_dict().items()}, folder / WEIGHTS
-        )
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith("orient.")}
+        torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, folder / WEIGHTS)
+        if self.orient is not None:
+            torch.save(self.orient.state_dict(), folder / ORIENT)
         (folder / CONFIG).write_text(json.dumps(asdict(self.cfg), indent=1, ensure_ascii=False) + "\n")
 
     @classmethod
@@ -238,4 +245,7 @@ class CRNN(nn.Module):
         model = cls(cfg)
         state = torch.load(folder / WEIGHTS, map_location=device, weights_only=True)
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        if (folder / ORIENT).is_file():
+            model.orient = Orientation()
+            model.orient.load_state_dict(torch.load(folder / ORIENT, map_location=device, weights_only=True))
         return model.to(device).eval()

@@ -16,6 +16,7 @@ from PIL import Image
 
 from dimflow.grammar import GrammarError, normalise
 from dimflow.read.model import CRNN, ReaderConfig, to_input, unstack
+from dimflow.read.orient import train_orientation
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ class ReaderParams:
     max_val: int | None = 400
     seed: int = 0
     augment: bool = True
+    orient_epochs: int = 4
+    init: str | None = None  # folder of a reader to fine-tune from (e.g. the champion's)
 
 
 def pick_device() -> str:
@@ -41,6 +44,7 @@ class Sample:
     image: np.ndarray  # upright grayscale crop, stacks laid out on one line (what the CRNN trains on)
     text: str  # the contract's normalised text
     raw: np.ndarray  # the crop as cut from the drawing (what inference gets)
+    upright: np.ndarray  # the crop turned upright, stacks as drawn (what the orientation net learns)
 
 
 def load_crops(split: Path, limit: int | None = None) -> list[Sample]:
@@ -52,7 +56,7 @@ def load_crops(split: Path, limit: int | None = None) -> list[Sample]:
     for r in rows:
         raw = np.asarray(Image.open(split / "crops" / r["crop"]).convert("L"))
         gray = np.rot90(raw, k=-1).copy() if r["rotation"] == 90 else raw
-        out.append(Sample(unstack(gray), r["text"], raw))
+        out.append(Sample(unstack(gray), r["text"], raw, gray))
     return out
 
 
@@ -102,6 +106,15 @@ def evaluate(model: CRNN, samples: list[Sample]) -> dict:
     }
 
 
+def orientation_accuracy(model: CRNN, samples: list[Sample]) -> float:
+    """Share of crops whose most likely orientation is the true one (raw crops as cut)."""
+    if model.orient is None or not samples:
+        return 0.0
+    probs = model.orient.predict([s.raw for s in samples])
+    truth = [0 if s.raw.shape == s.upright.shape and np.array_equal(s.raw, s.upright) else 1 for s in samples]
+    return float(np.mean(probs.argmax(1) == np.array(truth)))
+
+
 def train(
     data_root: Path,
     params: ReaderParams,
@@ -113,15 +126,25 @@ def train(
     device = pick_device()
     train_s = load_crops(data_root / "train", params.max_train)
     val_s = load_crops(data_root / "val", params.max_val)
-    cfg = ReaderConfig()
-    model = CRNN(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    if params.init:
+        model = CRNN.load(Path(params.init), device)
+        cfg = model.cfg
+        log.info("fine-tuning the reader from %s", params.init)
+    else:
+        cfg = ReaderConfig()
+        model = CRNN(cfg).to(device)
+    model.orient, orient_history = train_orientation([s.upright for s in train_s], params.orient_epochs, rng, device)
+    log.info("orientation net: loss per epoch %s", orient_history)
+    model.orient.requires_grad_(False)
+    crnn_params = [p for n, p in model.named_parameters() if not n.startswith("orient.")]
+    opt = torch.optim.AdamW(crnn_params, lr=params.lr, weight_decay=params.weight_decay)
     steps = params.epochs * ((len(train_s) + params.batch_size - 1) // params.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=steps, pct_start=0.15)
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     history, best, best_state = [], -1.0, None
     for epoch in range(params.epochs):
         model.train()
+        model.orient.eval()
         t0, total, n = time.perf_counter(), 0.0, 0
         order = rng.permutation(len(train_s))
         # similar widths together: less padding, faster CPU steps
@@ -172,7 +195,9 @@ def train(
     if best_state is not None:
         model.load_state_dict(best_state)
     final = evaluate(model, val_s)
+    final["orientation_accuracy"] = orientation_accuracy(model, val_s)
     metrics = {
+        "orientation_loss": orient_history,
         "history": history,
         "val": final,
         "params": asdict(params),
