@@ -148,12 +148,17 @@ def train_segmenter(
 @train_app.command("reader")
 def train_reader(
     data: DataOption = Path("data/synth"),
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training crops.")] = 30,
+    epochs: Annotated[
+        int, typer.Option(min=0, help="Passes over the training crops (0: only refit the orientation net of --init).")
+    ] = 30,
     max_train: Annotated[int | None, typer.Option(min=1, help="Training crops to use (default: all).")] = None,
     lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle).")] = 2e-3,
     init: Annotated[
         str | None, typer.Option(help="Fine-tune from a registered reader: an alias (champion) or a version number.")
     ] = None,
+    orient_epochs: Annotated[
+        int, typer.Option(min=0, help="Epochs for the orientation net (0: keep the one of --init).")
+    ] = 8,
     promote: Annotated[bool, typer.Option(help="Promote to champion if better on val.")] = True,
 ) -> None:
     """Train the CRNN callout reader on callout crops (rotated and stacked ones included)."""
@@ -171,7 +176,8 @@ def train_reader(
         except (registry.RegistryError, registry.ChecksumError) as exc:
             raise fail(str(exc)) from None
         start = str(ref.path)
-    _train("reader", data, ReaderParams(epochs=epochs, max_train=max_train, lr=lr, init=start), promote)
+    params = ReaderParams(epochs=epochs, max_train=max_train, lr=lr, init=start, orient_epochs=orient_epochs)
+    _train("reader", data, params, promote)
 
 
 @train_app.command("detector")
@@ -182,12 +188,15 @@ def train_detector(
     batch: Annotated[int, typer.Option(min=1, help="Drawings per step.")] = 4,
     max_train: Annotated[int, typer.Option(min=1, help="Training drawings to use.")] = 120,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = True,
+    finish: Annotated[bool, typer.Option(help="Register an interrupted run's best checkpoint as it is.")] = False,
     promote: Annotated[bool, typer.Option(help="Promote to champion if better on val.")] = True,
 ) -> None:
     """Train the YOLO11n callout detector from its yaml (no downloaded weights), export ONNX."""
     from dimflow.detect.train import DetectorParams
 
-    params = DetectorParams(epochs=epochs, imgsz=imgsz, batch=batch, max_train=max_train, resume=resume)
+    params = DetectorParams(
+        epochs=epochs, imgsz=imgsz, batch=batch, max_train=max_train, resume=resume, finish_only=finish
+    )
     _train("detector", data, params, promote)
 
 

@@ -33,6 +33,7 @@ class DetectorParams:
     seed: int = 0
     patience: int = 50
     resume: bool = True
+    finish_only: bool = False  # export and evaluate an interrupted run's best checkpoint as it is
 
 
 def pick_device() -> str:
@@ -79,7 +80,11 @@ def train(
     runs = ds / "runs"
     last = runs / "train" / "weights" / "last.pt"
     device = pick_device()
-    if params.resume and last.is_file():
+    if params.finish_only:
+        if not (runs / "train" / "weights" / "best.pt").is_file():
+            raise FileNotFoundError(f"no detector checkpoint under {runs}; train first")
+        log.info("exporting the interrupted run's best checkpoint without more training")
+    elif params.resume and last.is_file():
         log.info("resuming detector training from %s", last)
         model = YOLO(str(last))
         model.train(resume=True)

@@ -32,7 +32,8 @@ class Orientation(nn.Module):
         super().__init__()
 
         def block(i: int, o: int) -> list[nn.Module]:
-            return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(True), nn.MaxPool2d(2)]
+            # GroupNorm, not BatchNorm: BatchNorm's running statistics read quarter turns wrongly in eval mode
+            return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.GroupNorm(8, o), nn.ReLU(True), nn.MaxPool2d(2)]
 
         self.net = nn.Sequential(
             *block(1, 16),

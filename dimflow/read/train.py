@@ -31,7 +31,7 @@ class ReaderParams:
     max_val: int | None = 400
     seed: int = 0
     augment: bool = True
-    orient_epochs: int = 4
+    orient_epochs: int = 8
     init: str | None = None  # folder of a reader to fine-tune from (e.g. the champion's)
 
 
@@ -133,12 +133,17 @@ def train(
     else:
         cfg = ReaderConfig()
         model = CRNN(cfg).to(device)
-    model.orient, orient_history = train_orientation([s.upright for s in train_s], params.orient_epochs, rng, device)
-    log.info("orientation net: loss per epoch %s", orient_history)
+    if params.orient_epochs or model.orient is None:
+        model.orient, orient_history = train_orientation(
+            [s.upright for s in train_s], max(1, params.orient_epochs), rng, device
+        )
+        log.info("orientation net: loss per epoch %s", orient_history)
+    else:
+        orient_history = []  # keep the orientation net of --init
     model.orient.requires_grad_(False)
     crnn_params = [p for n, p in model.named_parameters() if not n.startswith("orient.")]
     opt = torch.optim.AdamW(crnn_params, lr=params.lr, weight_decay=params.weight_decay)
-    steps = params.epochs * ((len(train_s) + params.batch_size - 1) // params.batch_size)
+    steps = max(1, params.epochs * ((len(train_s) + params.batch_size - 1) // params.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=steps, pct_start=0.15)
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     history, best, best_state = [], -1.0, None
