@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 
+from dimflow.compute import ultralytics_device
 from dimflow.detect.model import CLASSES, CONFIG, ONNX, WEIGHTS, Box, Detector, DetectorConfig
 from dimflow.detect.yolo_env import offline
 from dimflow.settings import get_settings
@@ -34,12 +35,6 @@ class DetectorParams:
     patience: int = 50
     resume: bool = True
     finish_only: bool = False  # export and evaluate an interrupted run's best checkpoint as it is
-
-
-def pick_device() -> str:
-    import torch
-
-    return "0" if torch.cuda.is_available() else "cpu"
 
 
 def prepare(split: Path, out: Path, name: str, imgsz: int, limit: int | None) -> int:
@@ -79,7 +74,7 @@ def train(
     (ds / "data.yaml").write_text(f"path: {ds}\ntrain: images/train\nval: images/val\nnames:\n{names}")
     runs = ds / "runs"
     last = runs / "train" / "weights" / "last.pt"
-    device = pick_device()
+    device = ultralytics_device()
     if params.finish_only:
         if not (runs / "train" / "weights" / "best.pt").is_file():
             raise FileNotFoundError(f"no detector checkpoint under {runs}; train first")

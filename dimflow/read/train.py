@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dimflow.compute import pick_device
 from dimflow.grammar import GrammarError, normalise
 from dimflow.read.model import CRNN, ReaderConfig, to_input, unstack
 from dimflow.read.orient import train_orientation
@@ -33,10 +34,6 @@ class ReaderParams:
     augment: bool = True
     orient_epochs: int = 8
     init: str | None = None  # folder of a reader to fine-tune from (e.g. the champion's)
-
-
-def pick_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass

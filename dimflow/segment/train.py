@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dimflow.compute import pick_device
 from dimflow.segment.model import SegmenterConfig, StrokeSAGE
 from dimflow.segment.vectorize import CLASSES, StrokeGraph, build_graph, label_strokes
 from dimflow.settings import get_settings
@@ -33,10 +34,6 @@ class SegmenterParams:
     max_val: int | None = 30
     seed: int = 0
     workers: int = 2
-
-
-def pick_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _cache_path(image: Path) -> Path:

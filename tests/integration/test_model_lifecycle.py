@@ -84,3 +84,15 @@ def test_ultralytics_is_offline(store: Path) -> None:
     assert seen["online"] is False
     assert seen["sync"] is False and seen["mlflow"] is False
     assert seen["font"].endswith("Arial.ttf") and Path(seen["font"]).is_file()
+
+
+def test_bootstrap_registers_the_shipped_set_once(store: Path) -> None:
+    from dimflow.lifecycle import BASELINE_DIR, bootstrap
+
+    first = bootstrap()
+    for key in ("segmenter", "reader"):
+        if (BASELINE_DIR / key / "checksums.json").is_file():
+            assert first[key] == f"registered {registry.MODEL_NAMES[key]}/1"
+            assert registry.version_by_alias(registry.MODEL_NAMES[key], registry.CHAMPION) == 1
+            assert registry.load(registry.MODEL_NAMES[key]).version == 1
+    assert all(state in ("present", "not shipped") for state in bootstrap().values())
