@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,10 +197,9 @@ def load(name: str, alias: str = CHAMPION, version: int | None = None, dest: Pat
     dest = dest or (get_settings().data_dir.resolve() / "models" / name / str(mv.version))
     if not dest.is_dir() or any(not (dest / f).is_file() for f in expected):
         dest.mkdir(parents=True, exist_ok=True)
-        mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(dest.parent / f".{dest.name}.tmp"))
-        tmp = dest.parent / f".{dest.name}.tmp"
-        src = tmp / Path(mv.source).name if (tmp / Path(mv.source).name).is_dir() else tmp
-        for f in src.iterdir():
-            f.replace(dest / f.name)
+        with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:  # same file system: moves are atomic
+            got = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=tmp))
+            for f in got.iterdir():
+                f.replace(dest / f.name)
     verify(dest, expected)
     return RegisteredModel(name, int(mv.version), mv.run_id, dest)

@@ -234,19 +234,18 @@ def plate(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, st
             d.line([(sx, yy), (sx + t, yy)], StrokeClass.CONTOUR, THIN, HIDDEN)
         d.line([(sx - 2, hc[1]), (sx + t + 2, hc[1])], StrokeClass.OTHER, THIN, CENTER)
     # dimensions
-    n = 0
-    n += d.linear((x0, y0 + h), (x0 + w, y0 + h), "h", +1, callout(rng, Kind.LINEAR, W))
-    n += d.linear((x0, y0), (x0, y0 + h), "v", -1, callout(rng, Kind.LINEAR, H))
-    n += d.linear(holes[0], holes[1], "h", -1, callout(rng, Kind.LINEAR, W - 2 * inset), offsets=(12.0, 18.0, 24.0))
-    n += d.linear((x0, y0), holes[0], "h", -1, callout(rng, Kind.LINEAR, inset), offsets=(6.0, 12.0))
-    n += d.linear(holes[1], holes[3], "v", +1, callout(rng, Kind.LINEAR, H - 2 * inset), offsets=(12.0, 18.0))
-    n += d.leader(
+    d.linear((x0, y0 + h), (x0 + w, y0 + h), "h", +1, callout(rng, Kind.LINEAR, W))
+    d.linear((x0, y0), (x0, y0 + h), "v", -1, callout(rng, Kind.LINEAR, H))
+    d.linear(holes[0], holes[1], "h", -1, callout(rng, Kind.LINEAR, W - 2 * inset), offsets=(12.0, 18.0, 24.0))
+    d.linear((x0, y0), holes[0], "h", -1, callout(rng, Kind.LINEAR, inset), offsets=(6.0, 12.0))
+    d.linear(holes[1], holes[3], "v", +1, callout(rng, Kind.LINEAR, H - 2 * inset), offsets=(12.0, 18.0))
+    d.leader(
         (holes[1][0] + hr * 0.7071, holes[1][1] - hr * 0.7071),
         math.radians(135),
         callout(rng, Kind.DIAMETER, hd, count=4, fits=HOLE_FITS),
     )
     if bd:
-        n += d.leader(
+        d.leader(
             (bc[0] - br * 0.7071, bc[1] + br * 0.7071),
             math.radians(-45),
             callout(rng, Kind.DIAMETER, bd, fits=HOLE_FITS),
@@ -256,16 +255,16 @@ def plate(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, st
         fit = str(rng.choice(["6H", "6g"])) if rng.random() < 0.2 else None
         th = Callout(Kind.THREAD, Decimal(tm), pitch=pitch, fit=fit, count=len(tpos))
         tc = tpos[0]
-        n += d.leader((tc[0] + tm * f / 2 * 0.7071, tc[1] + tm * f / 2 * 0.7071), math.radians(-135), th)
+        d.leader((tc[0] + tm * f / 2 * 0.7071, tc[1] + tm * f / 2 * 0.7071), math.radians(-135), th)
     if corner == "radius":
         cc = (x0 + c, y0 + h - c)
         tip = (cc[0] - c * 0.7071, cc[1] + c * 0.7071)
-        n += d.leader(tip, toward(tip, cc), callout(rng, Kind.RADIUS, cr, count=4, tolerances=False))
+        d.leader(tip, toward(tip, cc), callout(rng, Kind.RADIUS, cr, count=4, tolerances=False))
     elif corner == "chamfer":
-        n += d.leader(
+        d.leader(
             (x0 + w - c / 2, y0 + h - c / 2), math.radians(-135), Callout(Kind.CHAMFER, cr, count=4, angle=Decimal(45))
         )
-    n += d.linear((sx, y0 + h), (sx + t, y0 + h), "h", +1, callout(rng, Kind.LINEAR, T))
+    d.linear((sx, y0 + h), (sx + t, y0 + h), "h", +1, callout(rng, Kind.LINEAR, T))
     view_label(d, "SIDE VIEW", (sx + t / 2, y0 - 6))
     return s, str(rng.choice(["MOUNTING PLATE", "COVER PLATE", "BASE PLATE", "ADAPTER PLATE"]))
 
@@ -309,7 +308,6 @@ def shaft(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, st
         xx = xs[i] + cf if i == 0 else xs[i + 1] - cf
         d.line([(xx, yc - r), (xx, yc + r)], StrokeClass.CONTOUR, THICK)
     d.line([(x - 4, yc), (xs[-1] + 4, yc)], StrokeClass.OTHER, THIN, CENTER)
-    n = 0
     threaded = rng.random() < 0.5
     if threaded:  # thread on the last step: thin line at the minor diameter
         D = diams[-1]
@@ -324,7 +322,7 @@ def shaft(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, st
             continue
         r = float(D) * f / 2
         xm = (xs[i] + xs[i + 1]) / 2 + (rng.uniform(-0.15, 0.15) * float(lens[i]) * f)
-        n += d.linear(
+        d.linear(
             (xm, yc - r),
             (xm, yc + r),
             "v",
@@ -336,7 +334,7 @@ def shaft(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, st
     # lengths chained above, overall below
     for i, ln in enumerate(lens):
         r = float(diams[i]) * f / 2
-        n += d.linear(
+        d.linear(
             (xs[i], yc - r),
             (xs[i + 1], yc - r),
             "h",
@@ -345,7 +343,7 @@ def shaft(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, st
             offsets=(float(max(diams)) * f / 2 - r + 8, float(max(diams)) * f / 2 - r + 14),
         )
     rmax0, rmax1 = float(diams[0]) * f / 2, float(diams[-1]) * f / 2
-    n += d.linear(
+    d.linear(
         (xs[0], yc + rmax0),
         (xs[-1], yc + rmax1),
         "h",
@@ -354,7 +352,7 @@ def shaft(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, st
         offsets=(float(max(diams)) * f / 2 - min(rmax0, rmax1) + 10, float(max(diams)) * f / 2 + 18),
     )
     r_end = float(diams[-1]) * f / 2
-    n += d.leader(
+    d.leader(
         (xs[-1] - cf / 2, yc + r_end - cf / 2),
         math.radians(-135),
         Callout(Kind.CHAMFER, ch, angle=Decimal(45), count=int(rng.choice([1, 1, 2]))),
@@ -363,7 +361,7 @@ def shaft(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, st
         D = diams[-1]
         pitch = Decimal(str(rng.choice(["1", "1.5", "2", "1.25"]))) if rng.random() < 0.6 else None
         fit = "6g" if rng.random() < 0.2 else None
-        n += d.leader(
+        d.leader(
             (xs[-1] - float(lens[-1]) * f * 0.35, yc - float(D) * f / 2),
             math.radians(90),
             Callout(Kind.THREAD, D, pitch=pitch, fit=fit),
@@ -376,7 +374,7 @@ def shaft(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, st
         fr = value(rng, 0.5, 3, 0.5)
         left_big = diams[i] > diams[i + 1]
         tip = (xi + (1.0 if left_big else -1.0), yc + rsmall)
-        n += d.leader(tip, math.radians(-90), callout(rng, Kind.RADIUS, fr, tolerances=False))
+        d.leader(tip, math.radians(-90), callout(rng, Kind.RADIUS, fr, tolerances=False))
     return s, str(rng.choice(["DRIVE SHAFT", "SPINDLE", "STEPPED SHAFT", "AXLE", "PIN"]))
 
 
@@ -447,20 +445,19 @@ def flange(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, s
     d.line([(sx + T + LH, cy - ri), (sx + T + LH, cy + ri)], StrokeClass.CONTOUR, THICK)
     d.line([(sx - 4, cy), (sx + T + LH + 4, cy)], StrokeClass.OTHER, THIN, CENTER)
     view_label(d, "SECTION A-A", (sx + (T + LH) / 2, cy - ro - 14))
-    n = 0
     hc, _ = hole_c[0]
     tip = (hc[0] + rhd * 0.7071, hc[1] - rhd * 0.7071)
     if tapped:
-        n += d.leader(tip, math.radians(135), Callout(Kind.THREAD, tapped, count=nh))
+        d.leader(tip, math.radians(135), Callout(Kind.THREAD, tapped, count=nh))
     else:
-        n += d.leader(tip, math.radians(135), callout(rng, Kind.DIAMETER, hd, count=nh, tolerances=False))
+        d.leader(tip, math.radians(135), callout(rng, Kind.DIAMETER, hd, count=nh, tolerances=False))
     tip = (cx + ro * math.cos(math.radians(-30)), cy - ro * math.sin(math.radians(-30)))
-    n += d.leader(tip, toward(tip, c), callout(rng, Kind.DIAMETER, Do))
+    d.leader(tip, toward(tip, c), callout(rng, Kind.DIAMETER, Do))
     pa = math.radians(a0 + 180 / nh) + math.pi
     tip = (cx + rp * math.cos(pa), cy - rp * math.sin(pa))
-    n += d.leader(tip, toward(tip, c), Callout(Kind.DIAMETER, pcd, reference=bool(rng.random() < 0.2)))
+    d.leader(tip, toward(tip, c), Callout(Kind.DIAMETER, pcd, reference=bool(rng.random() < 0.2)))
     # angle between two adjacent holes
-    n += d.angular(
+    d.angular(
         c,
         a0,
         a0 + 360 / nh,
@@ -469,14 +466,12 @@ def flange(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, s
         radii=(rp + rhd + 8, ro + 8, ro + 16),
     )
     # section dimensions
-    n += d.linear((sx, cy + ro), (sx + T, cy + ro), "h", +1, callout(rng, Kind.LINEAR, t))
-    n += d.linear(
+    d.linear((sx, cy + ro), (sx + T, cy + ro), "h", +1, callout(rng, Kind.LINEAR, t))
+    d.linear(
         (sx, cy + ro), (sx + T + LH, cy + rh), "h", +1, callout(rng, Kind.LINEAR, t + lh), offsets=(16.0, 22.0, 28.0)
     )
-    n += d.linear(
-        (sx + T + LH, cy - rh), (sx + T + LH, cy + rh), "v", +1, callout(rng, Kind.DIAMETER, Dh, fits=SHAFT_FITS)
-    )
-    n += d.linear(
+    d.linear((sx + T + LH, cy - rh), (sx + T + LH, cy + rh), "v", +1, callout(rng, Kind.DIAMETER, Dh, fits=SHAFT_FITS))
+    d.linear(
         (sx + T + LH, cy - ri),
         (sx + T + LH, cy + ri),
         "v",
@@ -485,7 +480,7 @@ def flange(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, s
         offsets=(18.0, 26.0, 34.0),
     )
     if rng.random() < 0.5:
-        n += d.linear((sx, cy - ro), (sx, cy + ro), "v", -1, callout(rng, Kind.DIAMETER, Do), offsets=(8.0, 14.0))
+        d.linear((sx, cy - ro), (sx, cy + ro), "v", -1, callout(rng, Kind.DIAMETER, Do), offsets=(8.0, 14.0))
     return s, str(rng.choice(["FLANGE", "BEARING FLANGE", "HUB FLANGE", "COUPLING FLANGE"]))
 
 
@@ -522,24 +517,23 @@ def bracket(d: Drafter, rng: np.random.Generator, area: Rect) -> tuple[Decimal, 
         centre_cross(d, hc, hr)
         for xx in (hc[0] - hr, hc[0] + hr):
             d.line([(xx, yb - tt), (xx, yb)], StrokeClass.CONTOUR, THIN, HIDDEN)
-    n = 0
-    n += d.linear((x0, yb - hb), (x0, yb), "v", -1, callout(rng, Kind.LINEAR, Hb))
-    n += d.linear((x0 + lb, yb - tt), (x0 + lb, yb), "v", +1, callout(rng, Kind.LINEAR, t), offsets=(8.0, 14.0))
-    n += d.linear((x0, yb - hb), (x0 + tt, yb - hb + cut), "h", -1, callout(rng, Kind.LINEAR, t), offsets=(8.0, 14.0))
-    n += d.linear((x0 + lb, yt), (x0 + lb, yt + ww), "v", +1, callout(rng, Kind.LINEAR, W), offsets=(8.0, 14.0))
-    n += d.linear((x0, yt + ww), (x0 + lb, yt + ww), "h", +1, callout(rng, Kind.LINEAR, Lb))
-    n += d.linear((x0, yt), hcs[0], "h", -1, callout(rng, Kind.LINEAR, hx), offsets=(6.0, 10.0))
-    n += d.leader(
+    d.linear((x0, yb - hb), (x0, yb), "v", -1, callout(rng, Kind.LINEAR, Hb))
+    d.linear((x0 + lb, yb - tt), (x0 + lb, yb), "v", +1, callout(rng, Kind.LINEAR, t), offsets=(8.0, 14.0))
+    d.linear((x0, yb - hb), (x0 + tt, yb - hb + cut), "h", -1, callout(rng, Kind.LINEAR, t), offsets=(8.0, 14.0))
+    d.linear((x0 + lb, yt), (x0 + lb, yt + ww), "v", +1, callout(rng, Kind.LINEAR, W), offsets=(8.0, 14.0))
+    d.linear((x0, yt + ww), (x0 + lb, yt + ww), "h", +1, callout(rng, Kind.LINEAR, Lb))
+    d.linear((x0, yt), hcs[0], "h", -1, callout(rng, Kind.LINEAR, hx), offsets=(6.0, 10.0))
+    d.leader(
         (hcs[1][0] + hr * 0.7071, hcs[1][1] + hr * 0.7071),
         math.radians(-135),
         callout(rng, Kind.DIAMETER, hd, count=2, fits=HOLE_FITS),
     )
     fc = (x0 + tt + rr, yb - tt - rr)
     tip = (fc[0] - rr * 0.7071, fc[1] + rr * 0.7071)
-    n += d.leader(tip, toward(fc, tip), callout(rng, Kind.RADIUS, R, tolerances=False))
+    d.leader(tip, toward(fc, tip), callout(rng, Kind.RADIUS, R, tolerances=False))
     # angle of the cut against the horizontal through the leg's outer corner
     slant = tt / math.cos(math.radians(float(ang)))
-    n += d.angular(
+    d.angular(
         (x0, yb - hb),
         -float(ang),
         0.0,
