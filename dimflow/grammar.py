@@ -28,7 +28,7 @@ Conventions (documented because the contract leaves them open):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
@@ -316,7 +316,3 @@ def format_callout(c: Callout) -> str:
 def normalise(raw: str) -> str:
     """Parse and re-format: the contract's text for whatever the OCR gave."""
     return format_callout(parse(raw))
-
-
-def with_count(c: Callout, count: int) -> Callout:
-    return replace(c, count=count)

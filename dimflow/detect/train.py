@@ -150,14 +150,6 @@ def _history(csv: Path) -> list[dict[str, float]]:
     return rows
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def match_boxes(pred: list[Box], truth: list[tuple[float, float, float, float]], iou: float = 0.5) -> int:
     """Greedy one-to-one matches of predicted dimension boxes to truth boxes at IoU >= iou."""
     used: set[int] = set()
@@ -165,7 +157,7 @@ def match_boxes(pred: list[Box], truth: list[tuple[float, float, float, float]],
     for b in sorted(pred, key=lambda b: -b.score):
         best, best_j = iou, -1
         for j, t in enumerate(truth):
-            if j not in used and (v := _iou((b.x0, b.y0, b.x1, b.y1), t)) >= best:
+            if j not in used and (v := iou([b.x0, b.y0, b.x1, b.y1], list(t))) >= best:
                 best, best_j = v, j
         if best_j >= 0:
             used.add(best_j)

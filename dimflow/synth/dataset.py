@@ -181,7 +181,3 @@ def write_dataset(
 def _data_yaml(out: Path) -> str:
     names = "".join(f"  {i}: {n}\n" for i, n in enumerate(YOLO_CLASSES))
     return f"# YOLO dataset written by dimflow synth\npath: .\ntrain: images\nval: images\nnames:\n{names}"
-
-
-def iter_truth(folder: Path) -> Iterable[Path]:
-    return sorted(folder.glob("*.json"))
