@@ -189,13 +189,25 @@ def train_detector(
     max_train: Annotated[int, typer.Option(min=1, help="Training drawings to use.")] = 120,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = True,
     finish: Annotated[bool, typer.Option(help="Register an interrupted run's best checkpoint as it is.")] = False,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(help="Register a run trained elsewhere (scripts/gpu/train_detector.sh) instead of training."),
+    ] = None,
     promote: Annotated[bool, typer.Option(help="Promote to champion if better on val.")] = True,
 ) -> None:
     """Train the YOLO11n callout detector from its yaml (no downloaded weights), export ONNX."""
     from dimflow.detect.train import DetectorParams
 
+    if run_dir is not None and not (run_dir / "weights" / "best.pt").is_file():
+        raise fail(f"{run_dir} holds no weights/best.pt; pass the detector-run folder the GPU script wrote")
     params = DetectorParams(
-        epochs=epochs, imgsz=imgsz, batch=batch, max_train=max_train, resume=resume, finish_only=finish
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        max_train=max_train,
+        resume=resume,
+        finish_only=finish,
+        run_dir=str(run_dir) if run_dir else None,
     )
     _train("detector", data, params, promote)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 
 from dimflow.compute import ultralytics_device
+from dimflow.detect.data import scaled
 from dimflow.detect.model import CLASSES, CONFIG, ONNX, WEIGHTS, Box, Detector, DetectorConfig
 from dimflow.detect.yolo_env import offline
 from dimflow.settings import get_settings
@@ -35,6 +36,11 @@ class DetectorParams:
     patience: int = 50
     resume: bool = True
     finish_only: bool = False  # export and evaluate an interrupted run's best checkpoint as it is
+    hours: float | None = None  # a fixed time budget: ultralytics fits its schedule into it
+    cache: str | None = None  # "ram" keeps decoded drawings in memory (GPU runs)
+    amp: bool = False
+    nbs: int | None = None  # nominal batch for gradient accumulation (ultralytics' default 64)
+    run_dir: str | None = None  # a finished run from elsewhere (the GPU script): weights/, results.csv, run.json
 
 
 def prepare(split: Path, out: Path, name: str, imgsz: int, limit: int | None) -> int:
@@ -45,12 +51,15 @@ def prepare(split: Path, out: Path, name: str, imgsz: int, limit: int | None) ->
     for p in images:
         dst = out / "images" / name / p.name
         if not dst.is_file():
-            gray = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
-            s = imgsz / max(gray.shape)
-            small = cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else gray
-            cv2.imwrite(str(dst), small)
+            cv2.imwrite(str(dst), scaled(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), imgsz))
         shutil.copy(split / "labels" / f"{p.stem}.txt", out / "labels" / name / f"{p.stem}.txt")
     return len(images)
+
+
+def write_data_yaml(ds: Path) -> Path:
+    names = "".join(f"  {i}: {n}\n" for i, n in enumerate(CLASSES))
+    (ds / "data.yaml").write_text(f"path: {ds}\ntrain: images/train\nval: images/val\nnames:\n{names}")
+    return ds / "data.yaml"
 
 
 def _dataset_dir(data_root: Path, params: DetectorParams) -> Path:
@@ -58,82 +67,111 @@ def _dataset_dir(data_root: Path, params: DetectorParams) -> Path:
     return get_settings().data_dir.resolve() / "cache" / "detector" / key.hexdigest()[:16]
 
 
+def fit(
+    ds: Path,
+    params: DetectorParams,
+    device: str,
+    progress: Callable[[str, int, int], None] | None = None,
+    callbacks: dict[str, Callable] | None = None,
+) -> Path:
+    """Run (or resume) YOLO training on the prepared folder `ds`; returns the run folder."""
+    offline()
+    from ultralytics import YOLO
+
+    run = ds / "runs" / "train"
+    last = run / "weights" / "last.pt"
+    if params.resume and last.is_file():
+        log.info("resuming detector training from %s", last)
+        YOLO(str(last)).train(resume=True)
+        return run
+    model = YOLO("yolo11n.yaml")
+    if progress:
+
+        def on_epoch(trainer) -> None:
+            progress(f"epoch {trainer.epoch + 1}", trainer.epoch + 1, trainer.epochs)
+
+        model.add_callback("on_fit_epoch_end", on_epoch)
+    for event, fn in (callbacks or {}).items():
+        model.add_callback(event, fn)
+    extra: dict = {"time": params.hours} if params.hours else {}
+    if params.nbs:
+        extra["nbs"] = params.nbs
+    model.train(
+        data=str(write_data_yaml(ds)),
+        epochs=params.epochs,
+        imgsz=params.imgsz,
+        batch=params.batch,
+        device=device,
+        workers=params.workers,
+        project=str(ds / "runs"),
+        name="train",
+        exist_ok=True,
+        pretrained=False,
+        amp=params.amp,
+        cache=params.cache or False,
+        plots=False,
+        seed=params.seed,
+        lr0=params.lr0,
+        mosaic=params.mosaic,
+        patience=params.patience,
+        fliplr=0.0,
+        verbose=False,
+        save_period=1,
+        **extra,
+    )
+    return run
+
+
 def train(
     data_root: Path,
     params: DetectorParams,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[Detector, dict]:
-    """Train on `data_root`/train, validate on `data_root`/val; export ONNX; returns model and metrics."""
+    """Train on `data_root`/train, validate on `data_root`/val; export ONNX; returns model and metrics.
+
+    With `params.run_dir` no training happens here: that run (trained by the same `fit` on a
+    GPU machine, see scripts/gpu/) is exported, evaluated and reported as it is.
+    """
     offline()
+    device = ultralytics_device()
+    ds = _dataset_dir(data_root, params)
+    info: dict = {"n_train_drawings": None, "device": device}
+    if params.run_dir:
+        run = Path(params.run_dir)
+        if not (run / "weights" / "best.pt").is_file():
+            raise FileNotFoundError(f"{run} holds no weights/best.pt; copy back the GPU run's folder")
+        if (run / "run.json").is_file():
+            info |= json.loads((run / "run.json").read_text())
+    else:
+        info["n_train_drawings"] = prepare(data_root / "train", ds, "train", params.imgsz, params.max_train)
+        prepare(data_root / "val", ds, "val", params.imgsz, params.max_val)
+        run = ds / "runs" / "train"
+        if params.finish_only:
+            if not (run / "weights" / "best.pt").is_file():
+                raise FileNotFoundError(f"no detector checkpoint under {run}; train first")
+            log.info("exporting the interrupted run's best checkpoint without more training")
+        else:
+            fit(ds, params, device, progress)
+    detector = export(run / "weights" / "best.pt", ds / "export", params.imgsz)
+    history = _history(run / "results.csv")
+    val = evaluate(detector, data_root / "val", params.max_val)
+    metrics = {"history": history, "val": val, "params": asdict(params), **info}
+    return detector, metrics
+
+
+def export(best: Path, out: Path, imgsz: int) -> Detector:
+    """The checkpoint as the shipped trio: .pt (for PyTorch), .onnx (for onnxruntime) and config."""
     from ultralytics import YOLO
 
-    ds = _dataset_dir(data_root, params)
-    n_train = prepare(data_root / "train", ds, "train", params.imgsz, params.max_train)
-    n_val = prepare(data_root / "val", ds, "val", params.imgsz, params.max_val)
-    names = "".join(f"  {i}: {n}\n" for i, n in enumerate(CLASSES))
-    (ds / "data.yaml").write_text(f"path: {ds}\ntrain: images/train\nval: images/val\nnames:\n{names}")
-    runs = ds / "runs"
-    last = runs / "train" / "weights" / "last.pt"
-    device = ultralytics_device()
-    if params.finish_only:
-        if not (runs / "train" / "weights" / "best.pt").is_file():
-            raise FileNotFoundError(f"no detector checkpoint under {runs}; train first")
-        log.info("exporting the interrupted run's best checkpoint without more training")
-    elif params.resume and last.is_file():
-        log.info("resuming detector training from %s", last)
-        model = YOLO(str(last))
-        model.train(resume=True)
-    else:
-        model = YOLO("yolo11n.yaml")
-        if progress:
-
-            def on_epoch(trainer) -> None:
-                progress(f"epoch {trainer.epoch + 1}", trainer.epoch + 1, trainer.epochs)
-
-            model.add_callback("on_fit_epoch_end", on_epoch)
-        model.train(
-            data=str(ds / "data.yaml"),
-            epochs=params.epochs,
-            imgsz=params.imgsz,
-            batch=params.batch,
-            device=device,
-            workers=params.workers,
-            project=str(runs),
-            name="train",
-            exist_ok=True,
-            pretrained=False,
-            amp=False,
-            plots=False,
-            seed=params.seed,
-            lr0=params.lr0,
-            mosaic=params.mosaic,
-            patience=params.patience,
-            fliplr=0.0,
-            verbose=False,
-            save_period=1,
-        )
-    best = runs / "train" / "weights" / "best.pt"
-    out = ds / "export"
-    out.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     shutil.copy(best, out / WEIGHTS)
-    onnx_path = YOLO(str(best)).export(
-        format="onnx", imgsz=params.imgsz, dynamic=True, simplify=False, opset=17, device="cpu"
+    onnx_path = YOLO(str(out / WEIGHTS)).export(
+        format="onnx", imgsz=imgsz, dynamic=True, simplify=False, opset=17, device="cpu"
     )
-    shutil.copy(onnx_path, out / ONNX)
-    cfg = DetectorConfig(imgsz=params.imgsz)
-    (out / CONFIG).write_text(json.dumps(asdict(cfg), indent=1) + "\n")
-    detector = Detector.load(out)
-    history = _history(runs / "train" / "results.csv")
-    val = evaluate(detector, data_root / "val", params.max_val)
-    metrics = {
-        "history": history,
-        "val": val,
-        "params": asdict(params),
-        "device": device,
-        "n_train_drawings": n_train,
-        "n_val_drawings": n_val,
-    }
-    return detector, metrics
+    if Path(onnx_path).resolve() != (out / ONNX).resolve():
+        shutil.move(onnx_path, out / ONNX)
+    (out / CONFIG).write_text(json.dumps(asdict(DetectorConfig(imgsz=imgsz)), indent=1) + "\n")
+    return Detector.load(out)
 
 
 def _history(csv: Path) -> list[dict[str, float]]:
