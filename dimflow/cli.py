@@ -123,12 +123,16 @@ def _train(key: str, data: Path, params, promote: bool) -> None:
         result = train_and_register(key, data, params, progress=progress, promote=promote)
     val = {k: v for k, v in result["val"].items() if isinstance(v, float)}
     console.print(f"registered {result['name']}/{result['version']}; validation: {val}")
-    console.print(
-        "promoted to champion"
-        if result.get("promoted")
-        else f"not promoted ({result.get('reason', '')}"
-        f"{result.get('challenger', '')} vs champion {result.get('champion', '')})"
-    )
+    if result.get("promoted"):
+        console.print("promoted to champion")
+    elif not promote:
+        console.print("left as challenger (--no-promote); `champion` unchanged")
+    elif "reason" in result:
+        console.print(f"not promoted: {result['reason']}")
+    else:
+        console.print(
+            f"not promoted: {result['challenger']:.4f} on val against the champion's {result['champion']:.4f}"
+        )
 
 
 @train_app.command("segmenter")

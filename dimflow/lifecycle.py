@@ -188,10 +188,18 @@ def export_baseline(key: str, test_split: Path, command: str, baseline: Path = B
     }
     (dest / "metrics.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
     (dest / "checksums.json").write_text(json.dumps(registry.checksums(dest), indent=1, sort_keys=True) + "\n")
+    data_line = f"`{card['dataset']}` (DVC hash of data/synth/train, params.yaml)"
+    if gen := train_metrics.get("train_data"):  # trained on drawings generated where it ran (GPU script)
+        card["train_data"] = gen
+        data_line = (
+            f"{train_metrics.get('n_train_drawings')} drawings made by the generator on the training machine "
+            f"(seed {gen['generator_seed']}, indices {gen['indices']}; the DVC train split `{card['dataset']}` "
+            f"is the first {len(list((test_split.parent / 'train' / 'images').glob('*.png')))} of them)"
+        )
     flat = "\n".join(f"| {k} | {v:.4f} |" for k, v in card["test"].items() if isinstance(v, float))
     (dest / "README.md").write_text(
         f"# {kind.name} (baseline)\n\nTrained with `{command}` and registered as `{reg.ref}`.\n\n"
-        f"- training data: `{card['dataset']}` (DVC hash of data/synth/train, params.yaml)\n"
+        f"- training data: {data_line}\n"
         f"- test split: `{test_split}` (`{card['test_split_hash']}`)\n- device: {train_metrics.get('device')}\n\n"
         f"## Test metrics\n\n| metric | value |\n|---|---|\n{flat}\n\n"
         f"Parameters and per-epoch history are in `metrics.json`; file checksums in `checksums.json`.\n"

@@ -103,6 +103,7 @@ def tracking_uri() -> str:
 
 def _client():
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per load clutters logs
     import mlflow
     from mlflow import MlflowClient
 

@@ -17,6 +17,7 @@ from dimflow.compute import ultralytics_device
 from dimflow.detect.data import scaled
 from dimflow.detect.model import CLASSES, CONFIG, ONNX, WEIGHTS, Box, Detector, DetectorConfig
 from dimflow.detect.yolo_env import offline
+from dimflow.evaluate import iou
 from dimflow.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,10 @@ def train(
     detector = export(run / "weights" / "best.pt", ds / "export", params.imgsz)
     history = _history(run / "results.csv")
     val = evaluate(detector, data_root / "val", params.max_val)
-    metrics = {"history": history, "val": val, "params": asdict(params), **info}
+    logged = asdict(params)
+    if "remote_params" in info:  # the parameters the run was actually trained with
+        logged = {**info.pop("remote_params"), "run_dir": params.run_dir}
+    metrics = {"history": history, "val": val, "params": logged, **info}
     return detector, metrics
 
 
@@ -170,8 +174,38 @@ def export(best: Path, out: Path, imgsz: int) -> Detector:
     )
     if Path(onnx_path).resolve() != (out / ONNX).resolve():
         shutil.move(onnx_path, out / ONNX)
+    halve_weights(out / ONNX)
     (out / CONFIG).write_text(json.dumps(asdict(DetectorConfig(imgsz=imgsz)), indent=1) + "\n")
     return Detector.load(out)
+
+
+def halve_weights(path: Path) -> None:
+    """Store the ONNX file's float weights as fp16, each behind a Cast back to fp32.
+
+    Halves the file (the shipped set must stay under 20 MB) while the graph still computes in
+    fp32: onnxruntime folds the casts when the session starts, so inference is unchanged.
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    kept, casts = [], []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT or np.prod(init.dims) < 16:
+            kept.append(init)
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "_fp16")
+        kept.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def _history(csv: Path) -> list[dict[str, float]]:
@@ -188,12 +222,12 @@ def _history(csv: Path) -> list[dict[str, float]]:
     return rows
 
 
-def match_boxes(pred: list[Box], truth: list[tuple[float, float, float, float]], iou: float = 0.5) -> int:
-    """Greedy one-to-one matches of predicted dimension boxes to truth boxes at IoU >= iou."""
+def match_boxes(pred: list[Box], truth: list[tuple[float, float, float, float]], min_iou: float = 0.5) -> int:
+    """Greedy one-to-one matches of predicted boxes to truth boxes at IoU >= min_iou."""
     used: set[int] = set()
     hits = 0
     for b in sorted(pred, key=lambda b: -b.score):
-        best, best_j = iou, -1
+        best, best_j = min_iou, -1
         for j, t in enumerate(truth):
             if j not in used and (v := iou([b.x0, b.y0, b.x1, b.y1], list(t))) >= best:
                 best, best_j = v, j

@@ -29,7 +29,7 @@ def unseen(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("key", ["segmenter", "reader"])
+@pytest.mark.parametrize("key", ["segmenter", "reader", "detector"])
 def test_shipped_files_match_their_checksums(key: str) -> None:
     folder = _shipped(key)
     expected = json.loads((folder / "checksums.json").read_text())
@@ -60,3 +60,37 @@ def test_reader_is_invariant_to_a_quarter_turn(unseen: Path) -> None:
     turned = [t for t, _ in reader.read([np.rot90(s.image).copy() for s in samples])]
     agree = np.mean([a == b for a, b in zip(upright, turned, strict=True)])
     assert agree >= 0.9, list(zip(upright, turned, strict=True))
+
+
+def test_detector_finds_unseen_callouts(unseen: Path) -> None:
+    kind = get_kind("detector")
+    metrics = kind.evaluate(kind.load(_shipped("detector")), unseen)
+    assert metrics["recall"] >= 0.93 and metrics["precision"] >= 0.93, metrics
+    assert metrics["text_recall"] >= 0.9, metrics
+
+
+def test_detector_onnx_agrees_with_its_pytorch_weights(unseen: Path) -> None:
+    """The shipped ONNX (fp16-stored weights, our letterbox and NMS) finds what ultralytics finds."""
+    import cv2
+
+    from dimflow.detect.yolo_env import offline
+    from dimflow.evaluate import iou
+
+    offline()
+    from ultralytics import YOLO
+
+    folder = _shipped("detector")
+    detector = get_kind("detector").load(folder)
+    gray = cv2.imread(str(sorted((unseen / "images").glob("*.png"))[0]), cv2.IMREAD_GRAYSCALE)
+    ours = [b for b in detector.detect(gray) if b.cls == 0]
+    res = YOLO(str(folder / "detector.pt")).predict(
+        cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR),
+        imgsz=detector.cfg.imgsz,
+        conf=detector.cfg.conf,
+        device="cpu",
+        verbose=False,
+    )[0]
+    theirs = res.boxes.xyxy.numpy()[res.boxes.cls.numpy() == 0]
+    assert len(ours) >= 3 and abs(len(ours) - len(theirs)) <= 1
+    matched = [max(iou([b.x0, b.y0, b.x1, b.y1], list(t)) for t in theirs) for b in ours]
+    assert np.median(matched) >= 0.85, matched

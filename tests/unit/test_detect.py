@@ -1,0 +1,40 @@
+"""Detector helpers that need no trained model: box matching, letterbox, NMS, weight halving."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dimflow.detect.model import Box, letterbox, nms
+from dimflow.detect.train import match_boxes
+
+
+def _box(x0: float, y0: float, x1: float, y1: float, score: float = 0.9) -> Box:
+    return Box(0, x0, y0, x1, y1, score)
+
+
+def test_match_boxes_counts_one_to_one_hits_at_iou_half() -> None:
+    truth = [(0, 0, 10, 10), (20, 0, 30, 10)]
+    assert match_boxes([_box(0, 0, 10, 10), _box(21, 0, 31, 10)], truth) == 2
+    # a duplicate of the same truth box is a false positive, not a second hit
+    assert match_boxes([_box(0, 0, 10, 10), _box(0, 0, 10, 9)], truth) == 1
+    # IoU below the threshold does not count
+    assert match_boxes([_box(5, 0, 15, 10)], truth) == 0
+    assert match_boxes([_box(5, 0, 15, 10)], truth, min_iou=0.3) == 1
+
+
+def test_match_boxes_prefers_the_confident_box() -> None:
+    truth = [(0, 0, 10, 10)]
+    assert match_boxes([_box(0, 0, 10, 10, 0.3), _box(1, 0, 10, 10, 0.95)], truth) == 1
+
+
+def test_letterbox_keeps_the_aspect_and_pads_to_multiples_of_32() -> None:
+    gray = np.full((2339, 3307), 255, np.uint8)
+    img, s, (left, top) = letterbox(gray, 1600)
+    assert img.shape[1] == 1600 and img.shape[0] % 32 == 0 and img.shape[0] < 1200
+    assert abs(s - 1600 / 3307) < 1e-9 and left == 0 and top >= 0
+
+
+def test_nms_drops_overlapping_lower_scores() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], float)
+    keep = nms(boxes, np.array([0.9, 0.8, 0.7]), 0.5)
+    assert sorted(keep.tolist()) == [0, 2]
