@@ -135,6 +135,91 @@ def _train(key: str, data: Path, params, promote: bool) -> None:
         )
 
 
+SUPPORTED = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pdf")
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files as given, folders as their drawings (sorted), globs expanded; a missing path stays,
+    so that it is reported as failed rather than skipped."""
+    import glob
+
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUPPORTED)
+        elif any(ch in item for ch in "*?["):
+            found += sorted(Path(f) for f in glob.glob(item, recursive=True) if Path(f).is_file())
+        else:
+            found.append(p)
+    return list(dict.fromkeys(found))
+
+
+def _prefect_defaults() -> None:
+    """Embedded defaults for Prefect's local API: a startup timeout a cold 2-core machine meets,
+    and no telemetry from an air-gapped plant."""
+    import os
+
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+@app.command()
+def process(
+    inputs: Annotated[list[str], typer.Argument(help="Drawings: files (PNG, JPG, TIFF, BMP, PDF), folders or globs.")],
+    out: Annotated[Path, typer.Option(help="Folder for <stem>.json, <stem>.png (ballooned) and <stem>.csv.")] = Path(
+        "out/results"
+    ),
+    storage: Annotated[
+        str | None, typer.Option(help="Where results are kept: a folder, s3://bucket/prefix or block:<name>.")
+    ] = None,
+) -> None:
+    """Process drawings through the process-drawing flow: contract JSON, ballooned PNG and CSV per page."""
+    _prefect_defaults()
+    files = expand_inputs(inputs)
+    if not files:
+        raise fail(f"no drawings found in {' '.join(inputs)} (looked for {', '.join(SUPPORTED)})")
+    from flows.process import process_drawing
+    from tasks.process import resolve_storage
+
+    out.mkdir(parents=True, exist_ok=True)
+    failed: dict[str, str] = {}
+    used: set[str] = set()
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task("process", total=len(files))
+        for f in files:
+            bar.update(task, description=f"process {f.name}")
+            state = process_drawing(str(f), storage, return_state=True)
+            if not state.is_completed():
+                exc = state.result(raise_on_failure=False)
+                failed[str(f)] = str(exc) if isinstance(exc, BaseException) else (state.message or state.name)
+                console.print(f"[red]failed[/red] {f}: {failed[str(f)]}")
+                bar.advance(task)
+                continue
+            store = resolve_storage(storage)
+            stem = f.stem if f.stem not in used else f"{f.parent.name}-{f.stem}"
+            used.add(stem)
+            for page in state.result():
+                for ext, key in (("json", "json"), ("png", "png"), ("csv", "csv")):
+                    _write_atomic(out / f"{stem}{page['suffix']}.{ext}", store.get(page["keys"][key]))
+                console.print(
+                    f"{f}{page['suffix']}: {page['n_dimensions']} dimensions -> {out / stem}{page['suffix']}.json"
+                )
+            bar.advance(task)
+    if failed:
+        raise fail(f"{len(failed)} of {len(files)} file(s) failed: " + "; ".join(failed), code=1)
+
+
 @train_app.command("segmenter")
 def train_segmenter(
     data: DataOption = Path("data/synth"),

@@ -176,6 +176,16 @@ def set_alias(name: str, alias: str, version: int) -> None:
     client.set_registered_model_alias(name, alias, str(version))
 
 
+def versions(name: str) -> list[int]:
+    """Every registered version of `name`, newest first (for falling back past a broken champion)."""
+    _, client = _client()
+    try:
+        found = client.search_model_versions(f"name='{name}'")
+    except Exception:
+        return []
+    return sorted((int(v.version) for v in found), reverse=True)
+
+
 def version_by_alias(name: str, alias: str = CHAMPION) -> int | None:
     _, client = _client()
     try:

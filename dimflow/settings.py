@@ -18,6 +18,13 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         default=None, description="MLflow tracking/registry URI; default: a sqlite file under data_dir/mlflow."
     )
+    storage_url: str | None = Field(
+        default=None, description="Where pages and results go: a folder or s3://bucket/prefix; default: data_dir/store."
+    )
+    pdf_dpi: float = Field(default=200.0, gt=0, le=1200, description="Resolution PDF pages are rendered at.")
+    max_pixels: int = Field(default=120_000_000, ge=1, description="Largest page accepted, in pixels.")
+    max_pages: int = Field(default=50, ge=1, description="Most pages accepted in one PDF.")
+    max_bytes: int = Field(default=200 * 2**20, ge=1, description="Largest input file accepted, in bytes.")
     synth_seed: int = Field(default=1, description="Default seed of the synthetic generator.")
     synth_degrade_share: float = Field(default=0.3, ge=0.0, le=1.0, description="Share of degraded drawings.")
 

@@ -1,0 +1,319 @@
+"""From a drawing page to the contract's result: detect, read, segment, merge.
+
+Plain functions over numpy arrays; the Prefect tasks in `tasks/` wrap them. Models come from the
+registry by alias `champion`, are loaded once per process and reused by every later run (a
+warm worker must not reload them); a champion that fails to load falls back to the newest
+earlier version that loads, and the result's `models` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from dimflow import registry
+from dimflow.detect.model import Box
+from dimflow.grammar import Callout, GrammarError, parse
+from dimflow.schema import Dimension, DrawingResult, ImageSize, TextItem
+
+log = logging.getLogger(__name__)
+
+CROP_PAD_PX = 4  # the reader was trained on crops padded this much around the text (dimflow.synth.dataset)
+MODEL_KEYS = {"detector": "detector", "recognizer": "reader", "segmenter": "segmenter"}  # contract key -> ours
+MODEL_CALLS = {"detect": 0, "read": 0, "segment": 0}  # how often each model ran in this process (tests, metrics)
+
+
+# ---------------------------------------------------------------- models
+
+
+@dataclass
+class ModelSet:
+    detector: Any
+    reader: Any
+    segmenter: Any
+    text_engine: Any
+    refs: dict[str, str]  # contract key -> "name/version" (+ "<key>_note" when a fallback happened)
+
+    @property
+    def key(self) -> str:
+        """What a cached stage result depends on: the exact model versions."""
+        return ",".join(f"{k}={v}" for k, v in sorted(self.refs.items()) if not k.endswith("_note"))
+
+
+def _load_one(key: str) -> tuple[Any, str, str | None]:
+    """Load `key`'s champion; on failure the newest earlier version that loads, with a note."""
+    from dimflow.lifecycle import get_kind
+
+    kind = get_kind(key)
+    champion = registry.version_by_alias(kind.name, registry.CHAMPION)
+    if champion is None:
+        raise registry.RegistryError(
+            f"{kind.name}: no champion in the registry at {registry.tracking_uri()}; run `dimflow models bootstrap`"
+        )
+    try:
+        reg = registry.load(kind.name, version=champion)
+        return kind.load(reg.path), reg.ref, None
+    except Exception as exc:  # checksum mismatch, missing files, a model that does not build
+        first = f"{kind.name}/{champion} (champion) failed to load: {exc}"
+        log.warning(first)
+        for v in (v for v in registry.versions(kind.name) if v < champion):
+            try:
+                reg = registry.load(kind.name, version=v)
+                model = kind.load(reg.path)
+            except Exception as exc2:  # try the next older one
+                log.warning("%s/%s failed to load too: %s", kind.name, v, exc2)
+                continue
+            note = f"fell back to {reg.ref}: {first}"
+            log.warning(note)
+            return model, reg.ref, note
+        raise registry.RegistryError(f"{first}; no earlier version loads either") from exc
+
+
+class TextEngine:
+    """General text (notes, title block) through RapidOCR's recogniser, whose models ship in its wheel."""
+
+    def __init__(self) -> None:
+        from rapidocr_onnxruntime import RapidOCR
+
+        self.engine = RapidOCR()
+        self.ref = f"rapidocr-onnxruntime/{metadata.version('rapidocr-onnxruntime')}"
+
+    def read(self, crop: np.ndarray) -> tuple[str, float]:
+        img = np.rot90(crop, k=-1).copy() if crop.shape[0] > 1.5 * crop.shape[1] else crop
+        res, _ = self.engine(np.dstack([img] * 3), use_det=False, use_cls=False, use_rec=True)
+        if not res:
+            return "", 0.0
+        text, score = res[0][0], float(res[0][1])
+        return " ".join(text.split()), max(0.0, min(1.0, score))
+
+
+_MODELS: ModelSet | None = None
+_LOCK = threading.Lock()
+
+
+def champion_refs() -> dict[str, str]:
+    """The champions' "name/version" without loading anything (cheap: cache keys use it)."""
+    from dimflow.lifecycle import bootstrap, get_kind
+
+    if any(registry.version_by_alias(get_kind(k).name) is None for k in MODEL_KEYS.values()):
+        bootstrap()
+    refs = {}
+    for ckey, key in MODEL_KEYS.items():
+        name = get_kind(key).name
+        refs[ckey] = f"{name}/{registry.version_by_alias(name)}"
+    return refs
+
+
+def get_models(reload: bool = False) -> ModelSet:
+    """The process's models: loaded on first use (bootstrapping an empty registry), then reused.
+
+    A new champion is picked up when the champions' versions change (checked cheaply per call).
+    """
+    global _MODELS
+    with _LOCK:
+        wanted = champion_refs()
+        if _MODELS is not None and not reload:
+            current = {k: v for k, v in _MODELS.refs.items() if not k.endswith("_note")}
+            if current == wanted or any(k.endswith("_note") for k in _MODELS.refs):
+                return _MODELS
+        loaded: dict[str, Any] = {}
+        refs: dict[str, str] = {}
+        for ckey, key in MODEL_KEYS.items():
+            model, ref, note = _load_one(key)
+            loaded[key], refs[ckey] = model, ref
+            if note:
+                refs[f"{ckey}_note"] = note
+        engine = TextEngine()
+        refs["text"] = engine.ref
+        _MODELS = ModelSet(loaded["detector"], loaded["reader"], loaded["segmenter"], engine, refs)
+        log.info("models loaded: %s", _MODELS.key)
+        return _MODELS
+
+
+# ---------------------------------------------------------------- stages
+
+
+@dataclass
+class Reading:
+    """One detected box as read: raw string, parsed callout (or why not), and beliefs."""
+
+    box: Box
+    raw: str
+    confidence: float
+    callout: Callout | None = None
+    error: str | None = None
+
+
+@dataclass
+class Strokes:
+    segments: np.ndarray  # (N, 4) x1, y1, x2, y2
+    cls: np.ndarray  # (N,) 0 contour, 1 dimension, 2 text, 3 other
+    prob: np.ndarray  # (N, 4)
+
+
+@dataclass
+class StageTimer:
+    ms: dict[str, float] = field(default_factory=dict)
+
+    def add(self, name: str, t0: float) -> None:
+        self.ms[name] = round(self.ms.get(name, 0.0) + (time.perf_counter() - t0) * 1000, 1)
+
+
+def crop(gray: np.ndarray, box: Box, pad: int = CROP_PAD_PX) -> np.ndarray:
+    h, w = gray.shape
+    x0, y0 = max(0, int(box.x0) - pad), max(0, int(box.y0) - pad)
+    x1, y1 = min(w, int(box.x1) + 1 + pad), min(h, int(box.y1) + 1 + pad)
+    return gray[y0:y1, x0:x1]
+
+
+def detect(models: ModelSet, gray: np.ndarray) -> list[Box]:
+    MODEL_CALLS["detect"] += 1
+    return models.detector.detect(gray)
+
+
+def read(models: ModelSet, gray: np.ndarray, boxes: list[Box]) -> list[Reading]:
+    """Callout boxes through the trained reader and the grammar; text boxes through the text engine."""
+    MODEL_CALLS["read"] += 1
+    dims = [b for b in boxes if b.cls == 0 and b.x1 - b.x0 >= 2 and b.y1 - b.y0 >= 2]
+    texts = [b for b in boxes if b.cls == 1 and b.x1 - b.x0 >= 2 and b.y1 - b.y0 >= 2]
+    out = []
+    for box, (raw, conf) in zip(dims, models.reader.read([crop(gray, b) for b in dims]), strict=True):
+        r = Reading(box, raw, conf)
+        try:
+            r.callout = parse(raw)
+        except GrammarError as exc:
+            r.error = str(exc)
+        out.append(r)
+    for box in texts:
+        raw, conf = models.text_engine.read(crop(gray, box))
+        out.append(Reading(box, raw, conf))
+    return out
+
+
+def segment(models: ModelSet, gray: np.ndarray) -> Strokes:
+    from dimflow.segment.vectorize import build_graph
+
+    MODEL_CALLS["segment"] += 1
+    g = build_graph(gray)
+    cls, prob = models.segmenter.predict(g)
+    return Strokes(g.segments.astype(np.float32), cls.astype(np.int64), prob.astype(np.float32))
+
+
+# ---------------------------------------------------------------- merge
+
+
+def dimension_support(box: Box, strokes: Strokes) -> int:
+    """Dimension-graphics strokes (dimension/extension lines, arrowheads, leaders) ending near the box.
+
+    A callout is written along its dimension line or at the end of a leader, so such strokes lie
+    within about one text height of it; text that is not a dimension has none.
+    """
+    if len(strokes.cls) == 0:
+        return 0
+    m = max(box.y1 - box.y0, box.x1 - box.x0 if box.y1 - box.y0 > box.x1 - box.x0 else 0, 8.0)
+    m = min(m, 60.0)
+    seg = strokes.segments[strokes.cls == 1]
+    if len(seg) == 0:
+        return 0
+    pts = np.concatenate([seg[:, :2], seg[:, 2:], (seg[:, :2] + seg[:, 2:]) / 2])
+    near = (pts[:, 0] >= box.x0 - m) & (pts[:, 0] <= box.x1 + m) & (pts[:, 1] >= box.y0 - m) & (pts[:, 1] <= box.y1 + m)
+    return int(near.reshape(3, -1).any(axis=0).sum())
+
+
+def _inside(box: Box, region: Box) -> bool:
+    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+    return region.x0 <= cx <= region.x1 and region.y0 <= cy <= region.y1
+
+
+def confidence(det_score: float, read_conf: float, support: int) -> float:
+    """The belief that the whole dimension is right: detection and reading both hold, and the
+    geometry agrees. Reading confidence is the CTC per-character mean, so it dominates."""
+    geometry = 1.0 if support >= 2 else 0.8 if support == 1 else 0.5
+    return round(float(np.clip(min(1.0, det_score / 0.8) * read_conf * geometry, 0.0, 1.0)), 4)
+
+
+def merge(
+    readings: list[Reading],
+    strokes: Strokes | None,
+    boxes: list[Box],
+    image: tuple[int, int],
+    drawing_id: str,
+    source: str | None,
+    refs: dict[str, str],
+    timings_ms: dict[str, float],
+) -> DrawingResult:
+    """Pair each callout box with its reading and fields, tie it to its dimension lines, and sort
+    out what is not a dimension (unparsable strings, text in the title block) into `texts`."""
+    title_blocks = [b for b in boxes if b.cls == 2]
+    dims: list[Dimension] = []
+    texts: list[TextItem] = []
+    for r in readings:
+        b = r.box
+        bbox = (round(b.x0, 1), round(b.y0, 1), round(b.x1, 1), round(b.y1, 1))
+        in_title = any(_inside(b, t) for t in title_blocks)
+        if b.cls == 0 and r.callout is not None and not in_title:
+            support = dimension_support(b, strokes) if strokes is not None else 2
+            if support == 0 and r.confidence < 0.5:  # neither the geometry nor the reading vouches for it
+                texts.append(TextItem(text=r.raw, bbox=bbox, confidence=round(r.confidence * 0.5, 4)))
+                continue
+            c = r.callout
+            fields = c.fields()
+            dims.append(
+                Dimension(
+                    text=fields["text"],
+                    kind=fields["kind"],
+                    nominal=fields["nominal"],
+                    unit=fields["unit"],
+                    upper=fields["upper"],
+                    lower=fields["lower"],
+                    fit=fields["fit"],
+                    count=fields["count"],
+                    bbox=bbox,
+                    confidence=confidence(b.score, r.confidence, support),
+                )
+            )
+        elif r.raw.strip():
+            # a callout box whose reading does not parse is reported as text at low belief
+            penalty = 0.3 if b.cls == 0 else 1.0
+            texts.append(TextItem(text=r.raw.strip(), bbox=bbox, confidence=round(r.confidence * penalty, 4)))
+    dims.sort(key=lambda d: (round(d.bbox[1] / 50), d.bbox[0]))  # reading order, in bands of 50 px
+    for i, d in enumerate(dims, 1):
+        d.id = f"d{i}"
+    return DrawingResult(
+        drawing_id=drawing_id,
+        source=source,
+        image=ImageSize(width=image[0], height=image[1]),
+        models=refs,
+        dimensions=dims,
+        texts=texts,
+        timings_ms=timings_ms,
+    )
+
+
+def process_page(
+    models: ModelSet, gray: np.ndarray, drawing_id: str, source: str | None = None, use_segmenter: bool = True
+) -> DrawingResult:
+    """All stages in one call (the CLI's in-process path and the benchmarks use it)."""
+    t = StageTimer()
+    t0 = time.perf_counter()
+    boxes = detect(models, gray)
+    t.add("detect", t0)
+    t0 = time.perf_counter()
+    readings = read(models, gray, boxes)
+    t.add("recognize", t0)
+    strokes = None
+    if use_segmenter:
+        t0 = time.perf_counter()
+        strokes = segment(models, gray)
+        t.add("segment", t0)
+    t0 = time.perf_counter()
+    result = merge(readings, strokes, boxes, (gray.shape[1], gray.shape[0]), drawing_id, source, models.refs, t.ms)
+    t.add("merge", t0)
+    result.timings_ms = t.ms
+    return result

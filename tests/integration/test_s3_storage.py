@@ -1,0 +1,199 @@
+"""S3Storage against a real S3-compatible server (moto_server in a subprocess): same contract as local."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from blocks import S3ResultStorage
+from dimflow.storage import S3Storage, StorageConflict, storage_from_url
+
+pytestmark = pytest.mark.integration
+
+if importlib.util.find_spec("moto") is None:
+    pytest.skip(
+        "moto is not installed (pip install 'moto[server]'); no S3-compatible server to test against",
+        allow_module_level=True,
+    )
+
+BUCKET = "dimflow-results"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _moto_command(port: int) -> list[str]:
+    # the console script next to this interpreter, so the test uses the venv's moto even if PATH does not
+    script = Path(sys.executable).with_name("moto_server")
+    exe = str(script) if script.exists() else shutil.which("moto_server")
+    if exe is None:
+        pytest.skip("moto is importable but its moto_server script is missing (install 'moto[server]')")
+    return [exe, "-H", "127.0.0.1", "-p", str(port)]
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(_moto_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                pytest.fail(f"moto_server exited with {proc.returncode}: {err[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("moto_server did not answer within 60 s")
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # dummy credentials for this test only; no profile or real account can leak in
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.fixture
+def store(endpoint: str, aws_env: None, request: pytest.FixtureRequest) -> S3Storage:
+    s3 = S3Storage(bucket=BUCKET, prefix=f"runs/{request.node.name}", endpoint_url=endpoint)
+    existing = [b["Name"] for b in s3.client().list_buckets()["Buckets"]]
+    if BUCKET not in existing:
+        s3.client().create_bucket(Bucket=BUCKET)
+    return s3
+
+
+def test_put_get_exists_roundtrip(store: S3Storage) -> None:
+    key = "job-1/dims.json"
+    assert not store.exists(key)
+    uri = store.put(key, b'{"dims": []}', "application/json")
+    assert uri == f"s3://{BUCKET}/{store.prefix}/{key}" == store.uri(key)
+    assert store.exists(key)
+    assert store.get(key) == b'{"dims": []}'
+    head = store.client().head_object(Bucket=BUCKET, Key=f"{store.prefix}/{key}")
+    assert head["ContentType"] == "application/json"
+    with pytest.raises(FileNotFoundError):
+        store.get("missing.json")
+
+
+def test_same_bytes_again_is_idempotent(store: S3Storage) -> None:
+    first = store.put("b.png", b"\x89PNG-bytes", "image/png")
+    assert store.put("b.png", b"\x89PNG-bytes", "image/png") == first
+    assert store.get("b.png") == b"\x89PNG-bytes"
+
+
+def test_different_bytes_conflict_and_leave_original(store: S3Storage) -> None:
+    store.put("t.csv", b"a,b\n1,2\n", "text/csv")
+    etag = store.client().head_object(Bucket=BUCKET, Key=f"{store.prefix}/t.csv")["ETag"]
+    with pytest.raises(StorageConflict) as info:
+        store.put("t.csv", b"a,b\n1,3\n", "text/csv")
+    assert info.value.stored_sha256 == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
+    assert info.value.new_sha256 == hashlib.sha256(b"a,b\n1,3\n").hexdigest()
+    assert "t.csv" in str(info.value)
+    assert store.get("t.csv") == b"a,b\n1,2\n"
+    assert store.client().head_object(Bucket=BUCKET, Key=f"{store.prefix}/t.csv")["ETag"] == etag
+
+
+def test_server_refuses_overwrite_itself(store: S3Storage) -> None:
+    # the guarantee comes from If-None-Match on the server, not from a client-side check
+    from botocore.exceptions import ClientError
+
+    store.put("cond.json", b"1")
+    with pytest.raises(ClientError) as info:
+        store.client().put_object(Bucket=BUCKET, Key=f"{store.prefix}/cond.json", Body=b"2", IfNoneMatch="*")
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    assert store.get("cond.json") == b"1"
+
+
+def test_concurrent_different_puts_exactly_one_wins(store: S3Storage) -> None:
+    n = 8
+    barrier = threading.Barrier(n)
+    outcomes: dict[int, str] = {}
+
+    def writer(i: int) -> None:
+        barrier.wait()
+        try:
+            store.put("race.json", f"writer {i}".encode())
+            outcomes[i] = "won"
+        except StorageConflict:
+            outcomes[i] = "conflict"
+        except Exception as e:  # pragma: no cover - reported by the assertion below
+            outcomes[i] = repr(e)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [i for i, o in outcomes.items() if o == "won"]
+    assert len(winners) == 1, outcomes
+    assert list(outcomes.values()).count("conflict") == n - 1, outcomes
+    assert store.get("race.json") == f"writer {winners[0]}".encode()
+
+
+def test_head_then_put_fallback_keeps_the_contract(store: S3Storage) -> None:
+    fallback = S3Storage(bucket=BUCKET, prefix=store.prefix, endpoint_url=store.endpoint_url, conditional_writes=False)
+    fallback.put("f.json", b"1")
+    assert fallback.put("f.json", b"1") == fallback.uri("f.json")
+    with pytest.raises(StorageConflict):
+        fallback.put("f.json", b"2")
+    assert fallback.get("f.json") == b"1"
+
+
+def test_storage_from_url(store: S3Storage) -> None:
+    s3 = storage_from_url(f"s3://{BUCKET}/{store.prefix}", endpoint_url=store.endpoint_url)
+    assert s3.put("u.json", b"{}") == store.uri("u.json")
+    assert store.get("u.json") == b"{}"
+
+
+def test_block_storage_against_server(endpoint: str, store: S3Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    # credentials from the block itself, not the environment
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    block = S3ResultStorage(
+        bucket=BUCKET,
+        prefix=f"{store.prefix}/block",
+        endpoint_url=endpoint,
+        aws_access_key_id="block-key",
+        aws_secret_access_key="block-secret",
+    )
+    assert "block-secret" not in repr(block)
+    s3 = block.storage()
+    assert isinstance(s3, S3Storage) and "block-secret" not in repr(s3)
+    uri = s3.put("dims.json", b'{"n": 3}', "application/json")
+    assert uri == f"s3://{BUCKET}/{store.prefix}/block/dims.json"
+    assert s3.put("dims.json", b'{"n": 3}') == uri
+    with pytest.raises(StorageConflict):
+        s3.put("dims.json", b'{"n": 4}')
+    assert store.get("block/dims.json") == b'{"n": 3}'
