@@ -60,7 +60,7 @@ def _load_one(key: str) -> tuple[Any, str, str | None]:
         reg = registry.load(kind.name, version=champion)
         return kind.load(reg.path), reg.ref, None
     except Exception as exc:  # checksum mismatch, missing files, a model that does not build
-        first = f"{kind.name}/{champion} (champion) failed to load: {exc}"
+        first = f"{kind.name}/{champion} (champion) failed to load: {type(exc).__name__}: {exc}"
         log.warning(first)
         for v in (v for v in registry.versions(kind.name) if v < champion):
             try:
@@ -119,7 +119,7 @@ def get_models(reload: bool = False) -> ModelSet:
     with _LOCK:
         wanted = champion_refs()
         if _MODELS is not None and not reload:
-            current = {k: v for k, v in _MODELS.refs.items() if not k.endswith("_note")}
+            current = {k: _MODELS.refs[k] for k in MODEL_KEYS}
             if current == wanted or any(k.endswith("_note") for k in _MODELS.refs):
                 return _MODELS
         loaded: dict[str, Any] = {}

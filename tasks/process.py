@@ -60,13 +60,8 @@ def load_drawing(path: str, storage: str | None = None) -> list[dict[str, Any]]:
     from pathlib import Path
 
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise io.BadInput("missing", f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise io.BadInput("missing", f"{path}: is a folder, not a drawing") from None
-    pages = io.load_pages(data, p.name, _limits())
+    pages = io.load_path(p, _limits())  # refuses a missing, oversized or bad file with its reason
+    data = p.read_bytes()
     digest = io.content_hash(data)
     store = resolve_storage(storage)
     refs = []

@@ -1,0 +1,123 @@
+"""The processing flows on a real (temporary) Prefect API with the shipped models in a temporary
+MLflow store: contract-valid results, the cache on a second run, and bad input refused with its
+reason while nothing already stored changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from dimflow import pipeline
+from dimflow.evaluate import score_dirs
+from dimflow.lifecycle import BASELINE_DIR, bootstrap
+from dimflow.schema import validate_json
+from dimflow.settings import get_settings
+from dimflow.synth.dataset import write_dataset
+from tests.unit.test_io import BAD
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory):
+    if not all((BASELINE_DIR / k / "checksums.json").is_file() for k in ("detector", "reader", "segmenter")):
+        pytest.skip("the shipped baseline models are missing")
+    root = tmp_path_factory.mktemp("process")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DIMFLOW_DATA_DIR", str(root / "data"))
+        mp.delenv("DIMFLOW_MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("DIMFLOW_STORAGE_URL", raising=False)
+        mp.setenv("PREFECT_LOCAL_STORAGE_PATH", str(root / "prefect-results"))  # no cache from earlier sessions
+        get_settings.cache_clear()
+        mp.setattr(pipeline, "_MODELS", None)
+        bootstrap()
+        write_dataset(root / "drawings", n=2, seed=4343)
+        # a cold 2-core machine needs far longer than Prefect's default 20 s to start its API
+        with prefect_test_harness(server_startup_timeout=180):
+            yield root
+    get_settings.cache_clear()
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_two_drawings_give_contract_results_and_a_second_run_hits_the_cache(env: Path) -> None:
+    from flows.process import process_drawing
+
+    store = env / "data" / "store"
+    pred = env / "pred"
+    pred.mkdir()
+    images = sorted((env / "drawings" / "images").glob("*.png"))
+    start = dict(pipeline.MODEL_CALLS)
+    for img in images:
+        (page,) = process_drawing(str(img))
+        doc = json.loads((store / page["keys"]["json"]).read_text())
+        validate_json(doc)
+        assert doc["drawing_id"] == hashlib.sha256(img.read_bytes()).hexdigest()
+        assert doc["models"]["detector"] == "drawing-detector/1" and doc["models"]["recognizer"] == "callout-reader/1"
+        assert (store / page["keys"]["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        rows = (store / page["keys"]["csv"]).read_text().splitlines()
+        assert rows[0].startswith("balloon,") and len(rows) == len(doc["dimensions"]) + 1
+        (pred / f"{img.stem}.json").write_text(json.dumps(doc))
+    score = score_dirs(pred, env / "drawings" / "truth")
+    assert score.value_f1 >= 0.8, score
+
+    calls = dict(pipeline.MODEL_CALLS)
+    assert all(calls[k] - start[k] == len(images) for k in calls), (start, calls)  # each model ran per drawing
+    (again,) = process_drawing(str(images[0]))
+    assert calls == pipeline.MODEL_CALLS  # cached stages: no model ran
+    first = json.loads((store / again["keys"]["json"]).read_text())
+    assert first["dimensions"] == json.loads((pred / f"{images[0].stem}.json").read_text())["dimensions"]
+
+
+@pytest.mark.parametrize("case", [c for c, (_, _, limits, _) in BAD.items() if limits is None])
+def test_bad_input_fails_the_run_with_its_reason_and_changes_nothing(case: str, env: Path, tmp_path: Path) -> None:
+    from flows.process import process_drawing
+
+    filename, build, _, reason = BAD[case]
+    path = tmp_path / filename
+    path.write_bytes(build())
+    store = env / "data" / "store"
+    store.mkdir(parents=True, exist_ok=True)
+    before = _snapshot(store)
+    state = process_drawing(str(path), return_state=True)
+    assert state.is_failed()
+    exc = state.result(raise_on_failure=False)
+    assert getattr(exc, "reason", None) == reason, exc
+    assert filename in str(exc) and filename in (state.message or "")
+    assert _snapshot(store) == before
+
+
+def test_batch_reports_a_bad_file_and_finishes_the_others(env: Path, tmp_path: Path) -> None:
+    from flows.process import process_batch
+
+    bad = tmp_path / "notes.png"
+    bad.write_text("not a drawing")
+    good = sorted((env / "drawings" / "images").glob("*.png"))
+    out = process_batch([str(good[0]), str(bad), str(good[1])])
+    assert [d["source"] for d in out["done"]] == [str(good[0]), str(good[1])]
+    assert list(out["failed"]) == [str(bad)] and "notes.png" in out["failed"][str(bad)]
+
+
+def test_cli_process_writes_valid_outputs_and_exits_non_zero_on_a_bad_file(env: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dimflow.cli import app
+
+    img = sorted((env / "drawings" / "images").glob("*.png"))[0]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / img.name).write_bytes(img.read_bytes())
+    (tmp_path / "in" / "empty.png").write_bytes(b"")
+    res = CliRunner().invoke(app, ["process", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 1, res.output
+    assert "empty.png" in res.output
+    validate_json(json.loads((tmp_path / "out" / f"{img.stem}.json").read_text()))
+    assert (tmp_path / "out" / f"{img.stem}.png").is_file() and (tmp_path / "out" / f"{img.stem}.csv").is_file()
+    assert not (tmp_path / "out" / "empty.json").exists()
