@@ -121,3 +121,34 @@ def test_cli_process_writes_valid_outputs_and_exits_non_zero_on_a_bad_file(env: 
     validate_json(json.loads((tmp_path / "out" / f"{img.stem}.json").read_text()))
     assert (tmp_path / "out" / f"{img.stem}.png").is_file() and (tmp_path / "out" / f"{img.stem}.csv").is_file()
     assert not (tmp_path / "out" / "empty.json").exists()
+
+
+def test_readme_first_command_processes_the_shipped_samples(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's first line, after setup: `dimflow process ...` then `dimflow eval ...`."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from dimflow.cli import app
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)  # the README's paths are relative to the checkout
+    first = (root / "README.md").read_text().split("```bash\n", 1)[1].splitlines()[0]
+    steps = [shlex.split(s.strip()) for s in first.split("&&")]
+    assert steps[0] == ["./scripts/setup.sh"] and steps[1][0].endswith("dimflow") and steps[1][1] == "process"
+    out = str(tmp_path / "out")
+    process = [out if a == steps[1][steps[1].index("--out") + 1] else a for a in steps[1][1:]]
+    res = CliRunner().invoke(app, process, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    written = sorted(Path(out).glob("*.json"))
+    truth = sorted((root / "samples" / "truth").glob("*.json"))
+    assert [p.name for p in written] == [p.name for p in truth]  # incl. plates.json and plates-p2.json
+    for p in written:
+        validate_json(json.loads(p.read_text()))
+    evaluate = [out if a == steps[1][steps[1].index("--out") + 1] else a for a in steps[2][1:]]
+    res = CliRunner().invoke(app, evaluate, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    value_f1 = float(res.output.split("value_f1=")[1].split()[0])
+    assert value_f1 >= 0.9, res.output
