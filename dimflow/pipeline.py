@@ -84,13 +84,13 @@ class TextEngine:
         self.engine = RapidOCR()
         self.ref = f"rapidocr-onnxruntime/{metadata.version('rapidocr-onnxruntime')}"
 
-    def read(self, crop: np.ndarray) -> tuple[str, float]:
-        img = np.rot90(crop, k=-1).copy() if crop.shape[0] > 1.5 * crop.shape[1] else crop
-        res, _ = self.engine(np.dstack([img] * 3), use_det=False, use_cls=False, use_rec=True)
-        if not res:
-            return "", 0.0
-        text, score = res[0][0], float(res[0][1])
-        return " ".join(text.split()), max(0.0, min(1.0, score))
+    def read(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        """Recognition only (the detector already boxed the text), in batches; tall crops turned upright."""
+        if not crops:
+            return []
+        imgs = [np.dstack([np.rot90(c, k=-1) if c.shape[0] > 1.5 * c.shape[1] else c] * 3) for c in crops]
+        res, _ = self.engine.text_rec(imgs)
+        return [(" ".join(str(t).split()), max(0.0, min(1.0, float(score)))) for t, score in res]
 
 
 _MODELS: ModelSet | None = None
@@ -190,8 +190,7 @@ def read(models: ModelSet, gray: np.ndarray, boxes: list[Box]) -> list[Reading]:
         except GrammarError as exc:
             r.error = str(exc)
         out.append(r)
-    for box in texts:
-        raw, conf = models.text_engine.read(crop(gray, box))
+    for box, (raw, conf) in zip(texts, models.text_engine.read([crop(gray, b) for b in texts]), strict=True):
         out.append(Reading(box, raw, conf))
     return out
 

@@ -60,7 +60,7 @@ def balloon_png(gray: np.ndarray, result: DrawingResult) -> bytes:
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(255, 255, 255), outline=colour, width=max(2, r // 5))
         draw.text((cx, cy), str(n), fill=colour, font=font, anchor="mm")
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False, compress_level=6)
+    img.save(buf, format="PNG", compress_level=1)  # fast; these are working copies
     return buf.getvalue()
 
 
