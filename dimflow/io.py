@@ -12,6 +12,7 @@ import hashlib
 import io
 import math
 import struct
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -149,6 +150,20 @@ def load_path(path: Path, limits: Limits | None = None) -> list[Page]:
 # --- rasters -----------------------------------------------------------------------------------------
 
 
+def _pil_open(fp: io.BytesIO, formats: list[str]) -> Image.Image:
+    """Pillow's own Image.open, also in a process that has imported ultralytics.
+
+    ultralytics replaces PIL.Image.open with a wrapper that, on a file Pillow cannot identify,
+    tries to install and import pi-heif; offline that turns a corrupt upload into a
+    ModuleNotFoundError (and a retried task) instead of a BadInput.
+    """
+    opener = Image.open
+    module = sys.modules.get(getattr(opener, "__module__", "") or "")
+    if module is not None and module.__name__.startswith("ultralytics") and hasattr(module, "_image_open"):
+        opener = module._image_open
+    return opener(fp, formats=formats)
+
+
 def _raster_pages(data: bytes, kind: str, name: str, limits: Limits) -> Iterator[Page]:
     if ImageFile.LOAD_TRUNCATED_IMAGES and _looks_cut_off(kind, data):
         # someone turned Pillow's truncation check off process-wide; do not let a cut-off scan through
@@ -160,7 +175,7 @@ def _raster_pages(data: bytes, kind: str, name: str, limits: Limits) -> Iterator
         with warnings.catch_warnings():
             # our own max_pixels decides; Pillow's warning at ~89 MP would only be noise for a 100 MP scan
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=[_PIL_FORMAT[kind]])
+            im = _pil_open(io.BytesIO(data), formats=[_PIL_FORMAT[kind]])
             n = getattr(im, "n_frames", 1) if kind == "tiff" else 1
     except Image.DecompressionBombError:
         raise _pixel_bomb_error(name, None, limits) from None

@@ -173,25 +173,40 @@ def crop(gray: np.ndarray, box: Box, pad: int = CROP_PAD_PX) -> np.ndarray:
 
 
 def detect(models: ModelSet, gray: np.ndarray) -> list[Box]:
-    MODEL_CALLS["detect"] += 1
-    return models.detector.detect(gray)
+    return detect_many(models, [gray])[0]
+
+
+def detect_many(models: ModelSet, grays: list[np.ndarray]) -> list[list[Box]]:
+    """Pages of one batch through the detector together (one onnxruntime call per sheet shape)."""
+    MODEL_CALLS["detect"] += len(grays)
+    return models.detector.detect_many(grays)
+
+
+def _usable(b: Box) -> bool:
+    return b.x1 - b.x0 >= 2 and b.y1 - b.y0 >= 2
 
 
 def read(models: ModelSet, gray: np.ndarray, boxes: list[Box]) -> list[Reading]:
-    """Callout boxes through the trained reader and the grammar; text boxes through the text engine."""
-    MODEL_CALLS["read"] += 1
-    dims = [b for b in boxes if b.cls == 0 and b.x1 - b.x0 >= 2 and b.y1 - b.y0 >= 2]
-    texts = [b for b in boxes if b.cls == 1 and b.x1 - b.x0 >= 2 and b.y1 - b.y0 >= 2]
-    out = []
-    for box, (raw, conf) in zip(dims, models.reader.read([crop(gray, b) for b in dims]), strict=True):
+    return read_many(models, [gray], [boxes])[0]
+
+
+def read_many(models: ModelSet, grays: list[np.ndarray], boxes: list[list[Box]]) -> list[list[Reading]]:
+    """Callout boxes through the trained reader and the grammar, text boxes through the text engine;
+    the crops of every page in one batch go through each model together."""
+    MODEL_CALLS["read"] += len(grays)
+    dims = [(i, b) for i, bs in enumerate(boxes) for b in bs if b.cls == 0 and _usable(b)]
+    texts = [(i, b) for i, bs in enumerate(boxes) for b in bs if b.cls == 1 and _usable(b)]
+    out: list[list[Reading]] = [[] for _ in grays]
+    for (i, box), (raw, conf) in zip(dims, models.reader.read([crop(grays[i], b) for i, b in dims]), strict=True):
         r = Reading(box, raw, conf)
         try:
             r.callout = parse(raw)
         except GrammarError as exc:
             r.error = str(exc)
-        out.append(r)
-    for box, (raw, conf) in zip(texts, models.text_engine.read([crop(gray, b) for b in texts]), strict=True):
-        out.append(Reading(box, raw, conf))
+        out[i].append(r)
+    read_texts = models.text_engine.read([crop(grays[i], b) for i, b in texts])
+    for (i, box), (raw, conf) in zip(texts, read_texts, strict=True):
+        out[i].append(Reading(box, raw, conf))
     return out
 
 

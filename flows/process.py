@@ -11,10 +11,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.process import (
     detect_page,
+    detect_pages,
     load_drawing,
     merge_page,
     persist_page,
     read_page,
+    read_pages,
     resolve_models,
     resolve_storage,
     segment_page,
@@ -79,9 +81,10 @@ def process_drawing(path: str, storage: str | None = None) -> list[dict[str, Any
 
 
 @flow(name="process-batch", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=4))
-def process_batch(paths: list[str], storage: str | None = None) -> dict[str, Any]:
-    """Many drawings: files load concurrently, pages run through the stages concurrently; a bad
-    file is reported with its reason and does not stop the others."""
+def process_batch(paths: list[str], storage: str | None = None, batch_size: int = 8) -> dict[str, Any]:
+    """Many drawings: files load concurrently, detector and readers see `batch_size` pages at a time,
+    strokes are segmented per page beside them; a bad file is reported with its reason and does not
+    stop the others."""
     loads = load_drawing.map(paths, unmapped(storage))
     refs = resolve_models()
     failed: dict[str, str] = {}
@@ -93,9 +96,14 @@ def process_batch(paths: list[str], storage: str | None = None) -> dict[str, Any
         else:
             failed[path] = str(fut.state.result(raise_on_failure=False))
     mk = ",".join(f"{k}={v}" for k, v in sorted(refs.items()))
-    strokes = segment_page.map(pages, unmapped(mk), unmapped(storage))
-    boxes = detect_page.map(pages, unmapped(mk), unmapped(storage))
-    readings = read_page.map(pages, boxes, unmapped(mk), unmapped(storage))
+    strokes = segment_page.map(pages, unmapped(mk), unmapped(storage))  # per page, beside the batches
+    boxes: list = []
+    readings: list = []
+    for start in range(0, len(pages), batch_size):  # batched inference, bounded memory
+        chunk = pages[start : start + batch_size]
+        chunk_boxes = detect_pages(chunk, mk, storage)
+        boxes += chunk_boxes
+        readings += read_pages(chunk, chunk_boxes, mk, storage)
     results = merge_page.map(pages, boxes, readings, strokes, unmapped(refs), unmapped({}))
     done = [f.result() for f in persist_page.map(pages, results, unmapped(refs), unmapped(storage))]
     _publish(done, refs, storage)

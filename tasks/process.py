@@ -120,9 +120,37 @@ def _boxes(rows: list[list[float]]) -> list[Box]:
 
 @task(cache_key_fn=_stage_key("read"), cache_expiration=CACHE_FOR, persist_result=True, retries=1)
 def read_page(page: dict[str, Any], boxes: list[list[float]], models: str, storage: str | None = None) -> list[dict]:
-    readings = pipeline.read(pipeline.get_models(), _gray(page, storage), _boxes(boxes))
+    return _reading_rows(pipeline.read(pipeline.get_models(), _gray(page, storage), _boxes(boxes)))
+
+
+def _batch_key(stage: str):
+    def key(context, parameters: dict[str, Any]) -> str:
+        pages = ",".join(f"{p['drawing_id']}:{p['page']}" for p in parameters["pages"])
+        return f"{stage}-" + hashlib.sha256(f"{pages}|{parameters['models']}".encode()).hexdigest()[:32]
+
+    return key
+
+
+def _reading_rows(readings: list[pipeline.Reading]) -> list[dict]:
     return [{"box": [r.box.cls, r.box.x0, r.box.y0, r.box.x1, r.box.y1, r.box.score], "raw": r.raw,
              "confidence": r.confidence} for r in readings]  # fmt: skip
+
+
+@task(cache_key_fn=_batch_key("detect-batch"), cache_expiration=CACHE_FOR, persist_result=True, retries=1)
+def detect_pages(pages: list[dict[str, Any]], models: str, storage: str | None = None) -> list[list[list[float]]]:
+    """A batch flow's pages through the detector together."""
+    found = pipeline.detect_many(pipeline.get_models(), [_gray(p, storage) for p in pages])
+    return [[[b.cls, b.x0, b.y0, b.x1, b.y1, b.score] for b in boxes] for boxes in found]
+
+
+@task(cache_key_fn=_batch_key("read-batch"), cache_expiration=CACHE_FOR, persist_result=True, retries=1)
+def read_pages(
+    pages: list[dict[str, Any]], boxes: list[list[list[float]]], models: str, storage: str | None = None
+) -> list[list[dict]]:
+    """A batch flow's callout and text crops through the readers together."""
+    grays = [_gray(p, storage) for p in pages]
+    readings = pipeline.read_many(pipeline.get_models(), grays, [_boxes(b) for b in boxes])
+    return [_reading_rows(r) for r in readings]
 
 
 @task(cache_key_fn=_stage_key("segment"), cache_expiration=CACHE_FOR, persist_result=True, retries=1)

@@ -90,15 +90,31 @@ class Detector:
         return cls(folder, DetectorConfig(**json.loads((folder / CONFIG).read_text())))
 
     def detect(self, gray: np.ndarray) -> list[Box]:
-        img, s, (left, top) = letterbox(gray, self.cfg.imgsz)
-        x = np.repeat(img[None, None].astype(np.float32) / 255.0, 3, axis=1)
-        out = self.session.run(None, {self.input: x})[0][0]  # (4 + nc, N): cx, cy, w, h, class scores
+        return self.detect_many([gray])[0]
+
+    def detect_many(self, grays: list[np.ndarray]) -> list[list[Box]]:
+        """Several drawings, one onnxruntime call per letterbox shape (a batch flow's pages)."""
+        prepared = [letterbox(g, self.cfg.imgsz) for g in grays]
+        results: list[list[Box]] = [[] for _ in grays]
+        shapes: dict[tuple[int, int], list[int]] = {}
+        for i, (img, _, _) in enumerate(prepared):
+            shapes.setdefault(img.shape, []).append(i)
+        for idx in shapes.values():
+            x = np.stack([prepared[i][0] for i in idx])[:, None].astype(np.float32) / 255.0
+            out = self.session.run(None, {self.input: np.repeat(x, 3, axis=1)})[0]
+            for i, pred in zip(idx, out, strict=True):
+                results[i] = self._boxes(pred, prepared[i][1], prepared[i][2])
+        return results
+
+    def _boxes(self, out: np.ndarray, s: float, pad: tuple[int, int]) -> list[Box]:
+        """(4 + nc, N) raw predictions (cx, cy, w, h, class scores) -> boxes in input pixels after NMS."""
+        left, top = pad
         scores = out[4:].max(axis=0)
         cls = out[4:].argmax(axis=0)
         ok = scores >= self.cfg.conf
         cx, cy, w, h = out[:4, ok]
-        xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-        boxes, sc, cl = xyxy, scores[ok], cls[ok]
+        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+        sc, cl = scores[ok], cls[ok]
         result = []
         for c in np.unique(cl):
             idx = np.nonzero(cl == c)[0]

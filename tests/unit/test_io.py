@@ -482,3 +482,19 @@ def test_large_scan_within_limits_loads_without_pillow_warning(recwarn: pytest.W
         load_pages(data, "scan.png", limits)
     assert err.value.reason in ("truncated", "corrupt")
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+@pytest.mark.parametrize("case", ["corrupt_jpeg", "bad_crc_png", "text_named_png"])
+def test_reasons_hold_after_ultralytics_patched_pillow(case: str, tmp_path: Path) -> None:
+    """ultralytics swaps PIL.Image.open for a wrapper that reaches for pi-heif on unknown files."""
+    from dimflow.detect.yolo_env import offline
+
+    offline()
+    import ultralytics.utils.patches  # noqa: F401  (the import applies the patch)
+
+    assert Image.open.__module__.startswith("ultralytics")
+    filename, build, limits, reason = BAD[case]
+    (tmp_path / filename).write_bytes(build())
+    with pytest.raises(BadInput) as err:
+        load_path(tmp_path / filename, limits)
+    assert err.value.reason == reason
