@@ -24,6 +24,9 @@ from dimflow.schema import Dimension, DrawingResult, ImageSize, TextItem
 
 log = logging.getLogger(__name__)
 
+# bump when inference code changes what a stage returns for the same model files: cached stage
+# results are keyed on it together with the input's hash and the model versions
+INFERENCE_VERSION = "2"
 CROP_PAD_PX = 4  # the reader was trained on crops padded this much around the text (dimflow.synth.dataset)
 MODEL_KEYS = {"detector": "detector", "recognizer": "reader", "segmenter": "segmenter"}  # contract key -> ours
 MODEL_CALLS = {"detect": 0, "read": 0, "segment": 0}  # how often each model ran in this process (tests, metrics)
@@ -148,6 +151,37 @@ class Reading:
     confidence: float
     callout: Callout | None = None
     error: str | None = None
+    repaired: bool = False  # the reading parsed only after OCR debris was trimmed
+
+
+_DEBRIS = ")/-.,|:"
+
+
+def interpret(r: Reading) -> Reading:
+    """Parse a callout reading; if it fails, trim what a recogniser leaves at the edges of a crop
+    (a stray bracket, slash or hyphen from a neighbouring stroke) and try again."""
+    try:
+        r.callout = parse(r.raw)
+        return r
+    except GrammarError as exc:
+        r.error = str(exc)
+    text = r.raw.strip()
+    candidates = []
+    if text.count("(") < text.count(")"):
+        candidates.append(text.replace(")", "", text.count(")") - text.count("(")))
+    if text.count("(") > text.count(")"):
+        candidates.append(text.replace("(", "", text.count("(") - text.count(")")))
+    trimmed = text
+    while trimmed and trimmed[-1] in _DEBRIS:
+        trimmed = trimmed[:-1]
+        candidates.append(trimmed)
+    for cand in candidates:
+        try:
+            r.callout, r.repaired = parse(cand), True
+            return r
+        except GrammarError:
+            continue
+    return r
 
 
 @dataclass
@@ -198,12 +232,7 @@ def read_many(models: ModelSet, grays: list[np.ndarray], boxes: list[list[Box]])
     texts = [(i, b) for i, bs in enumerate(boxes) for b in bs if b.cls == 1 and _usable(b)]
     out: list[list[Reading]] = [[] for _ in grays]
     for (i, box), (raw, conf) in zip(dims, models.reader.read([crop(grays[i], b) for i, b in dims]), strict=True):
-        r = Reading(box, raw, conf)
-        try:
-            r.callout = parse(raw)
-        except GrammarError as exc:
-            r.error = str(exc)
-        out[i].append(r)
+        out[i].append(interpret(Reading(box, raw, conf)))
     read_texts = models.text_engine.read([crop(grays[i], b) for i, b in texts])
     for (i, box), (raw, conf) in zip(texts, read_texts, strict=True):
         out[i].append(Reading(box, raw, conf))
@@ -289,7 +318,7 @@ def merge(
                     fit=fields["fit"],
                     count=fields["count"],
                     bbox=bbox,
-                    confidence=confidence(b.score, r.confidence, support),
+                    confidence=confidence(b.score, r.confidence * (0.7 if r.repaired else 1.0), support),
                 )
             )
         elif r.raw.strip():

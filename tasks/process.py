@@ -20,7 +20,6 @@ from prefect.cache_policies import NO_CACHE
 
 from dimflow import io, pipeline, report
 from dimflow.detect.model import Box
-from dimflow.grammar import GrammarError, parse
 from dimflow.schema import DrawingResult
 from dimflow.settings import get_settings
 from dimflow.storage import Storage, storage_from_url
@@ -93,7 +92,8 @@ def _gray(page: dict[str, Any], storage: str | None) -> np.ndarray:
 def _stage_key(stage: str):
     def key(context, parameters: dict[str, Any]) -> str:
         page, models = parameters["page"], parameters["models"]
-        return f"{stage}-{page['drawing_id']}-p{page['page']}-{hashlib.sha256(models.encode()).hexdigest()[:16]}"
+        digest = hashlib.sha256(f"{models}|{pipeline.INFERENCE_VERSION}".encode()).hexdigest()[:16]
+        return f"{stage}-{page['drawing_id']}-p{page['page']}-{digest}"
 
     return key
 
@@ -126,7 +126,8 @@ def read_page(page: dict[str, Any], boxes: list[list[float]], models: str, stora
 def _batch_key(stage: str):
     def key(context, parameters: dict[str, Any]) -> str:
         pages = ",".join(f"{p['drawing_id']}:{p['page']}" for p in parameters["pages"])
-        return f"{stage}-" + hashlib.sha256(f"{pages}|{parameters['models']}".encode()).hexdigest()[:32]
+        key = f"{pages}|{parameters['models']}|{pipeline.INFERENCE_VERSION}"
+        return f"{stage}-" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
     return key
 
@@ -175,12 +176,7 @@ def merge_page(
     parsed = []
     for r in readings:
         item = pipeline.Reading(_boxes([r["box"]])[0], r["raw"], r["confidence"])
-        if item.box.cls == 0:
-            try:
-                item.callout = parse(item.raw)
-            except GrammarError as exc:
-                item.error = str(exc)
-        parsed.append(item)
+        parsed.append(pipeline.interpret(item) if item.box.cls == 0 else item)
     seg = np.asarray(strokes["dimension_segments"], np.float32).reshape(-1, 4)
     stroke_map = pipeline.Strokes(seg, np.ones(len(seg), np.int64), np.zeros((len(seg), 4), np.float32))
     result = pipeline.merge(

@@ -33,6 +33,10 @@ class ReaderConfig:
     charset: str = CHARSET
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 192, 256])
     lstm: int = 160
+    # quarter turns (counter-clockwise) text is written at: ISO 129's aligned system writes text
+    # upright or turned 90° CCW (read from the right), never upside down or read from the left;
+    # without this prior a lone "9" on a vertical dimension reads as "6" turned the other way
+    turns: list[int] = field(default_factory=lambda: [0, 1])
 
 
 def upright(gray: np.ndarray) -> list[np.ndarray]:
@@ -215,6 +219,11 @@ class CRNN(nn.Module):
             return []
         views, owner = [], []
         probs = self.orient.predict(crops) if self.orient is not None else None
+        if probs is not None and self.cfg.turns:
+            allowed = np.zeros(probs.shape[1], bool)
+            allowed[self.cfg.turns] = True
+            probs = np.where(allowed, probs, 0.0)
+            probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-9)
         for i, crop in enumerate(crops):
             for v in upright(crop) if probs is None else upright_views(crop, probs[i]):
                 views.append(to_input(unstack(v), self.cfg))
