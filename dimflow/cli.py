@@ -166,6 +166,22 @@ def _prefect_defaults() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+class _NoTracebackForBadInput(logging.Filter):
+    """A bad upload is the user's to fix: its reason is enough, Prefect's traceback is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from dimflow.io import BadInput
+
+        if record.exc_info and isinstance(record.exc_info[1], BadInput):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_bad_input_tracebacks() -> None:
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(_NoTracebackForBadInput())
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
@@ -190,6 +206,7 @@ def process(
     from flows.process import process_drawing
     from tasks.process import resolve_storage
 
+    _quiet_bad_input_tracebacks()
     out.mkdir(parents=True, exist_ok=True)
     failed: dict[str, str] = {}
     used: set[str] = set()
