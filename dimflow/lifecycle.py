@@ -80,21 +80,23 @@ def _flat(metrics: dict) -> dict[str, float]:
 def train_and_register(key: str, data_root: Path, params: Any, progress=None, promote: bool = True) -> dict:
     """Train one model, log and register it as challenger, promote it if it beats the champion."""
     kind = get_kind(key)
-    model, metrics = kind.train(data_root, params, progress=progress)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "model"
-        model.save(folder)
-        (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str) + "\n")
-        reg = registry.log_and_register(
-            kind.name,
-            folder,
-            {k: v for k, v in metrics["params"].items()},
-            metrics["history"],
-            _flat(metrics["val"]),
-            registry.dataset_hash(data_root / "train"),
-            alias=CHALLENGER,
-            tags={"device": metrics.get("device", "cpu")},
-        )
+    with registry.training_run(kind.name) as (run_id, log_epoch):
+        model, metrics = kind.train(data_root, params, progress=progress, on_epoch=log_epoch)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "model"
+            model.save(folder)
+            (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str) + "\n")
+            reg = registry.log_and_register(
+                kind.name,
+                folder,
+                {k: v for k, v in metrics["params"].items()},
+                metrics["history"],
+                _flat(metrics["val"]),
+                registry.dataset_hash(data_root / "train"),
+                alias=CHALLENGER,
+                tags={"device": metrics.get("device", "cpu")},
+                run_id=run_id,
+            )
     result = {"name": kind.name, "version": reg.version, "val": metrics["val"], "promoted": False}
     if promote:
         result |= promote_if_better(key, data_root / "val")

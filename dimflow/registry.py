@@ -12,7 +12,8 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +135,32 @@ class RegisteredModel:
         return f"{self.name}/{self.version}"
 
 
+EpochLogger = Callable[[int, Mapping[str, float]], None]
+
+
+@contextmanager
+def training_run(name: str) -> Iterator[tuple[str, EpochLogger]]:
+    """An MLflow run that is open while a model trains, so each epoch's metrics show up as they
+    come (and stay, marked FAILED, when training breaks). Yields (run id, per-epoch logger)."""
+    import time
+
+    from mlflow.entities import Metric
+
+    mlflow, client = _client()
+    run = client.create_run(_experiment(mlflow, client, name), tags={"git_commit": git_commit()})
+    run_id = run.info.run_id
+
+    def log_epoch(step: int, metrics: Mapping[str, float]) -> None:
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    try:
+        yield run_id, log_epoch
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+
+
 def log_and_register(
     name: str,
     model_dir: Path,
@@ -143,16 +170,18 @@ def log_and_register(
     dataset: str,
     alias: str | None = CHALLENGER,
     tags: Mapping[str, str] | None = None,
+    run_id: str | None = None,
 ) -> RegisteredModel:
     """Log one training run (params, per-epoch metrics, model files, data and code versions)
-    and register its model as a new version of `name`."""
+    and register its model as a new version of `name`. With `run_id` (a `training_run` that
+    already logged its epochs live) the run is completed instead of a new one started."""
     mlflow, client = _client()
     exp_id = _experiment(mlflow, client, name)
     sums = checksums(model_dir)
     (model_dir / "checksums.json").write_text(json.dumps(sums, indent=1, sort_keys=True) + "\n")
-    with mlflow.start_run(experiment_id=exp_id) as run:
+    with mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(experiment_id=exp_id) as run:
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-        for step, row in enumerate(history):
+        for step, row in enumerate([] if run_id else history):
             mlflow.log_metrics({k: float(v) for k, v in row.items()}, step=step)
         mlflow.log_metrics({f"final_{k}": float(v) for k, v in final_metrics.items()})
         mlflow.set_tags({"dataset_dvc_hash": dataset, "git_commit": git_commit(), **(tags or {})})

@@ -127,6 +127,7 @@ def train(
     data_root: Path,
     params: DetectorParams,
     progress: Callable[[str, int, int], None] | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> tuple[Detector, dict]:
     """Train on `data_root`/train, validate on `data_root`/val; export ONNX; returns model and metrics.
 
@@ -137,6 +138,7 @@ def train(
     device = ultralytics_device()
     ds = _dataset_dir(data_root, params)
     info: dict = {"n_train_drawings": None, "device": device}
+    live = False
     if params.run_dir:
         run = Path(params.run_dir)
         if not (run / "weights" / "best.pt").is_file():
@@ -151,10 +153,16 @@ def train(
             if not (run / "weights" / "best.pt").is_file():
                 raise FileNotFoundError(f"no detector checkpoint under {run}; train first")
             log.info("exporting the interrupted run's best checkpoint without more training")
-        else:
+        elif params.resume and (run / "weights" / "last.pt").is_file():
             fit(ds, params, device, progress)
+        else:
+            fit(ds, params, device, progress, {"on_fit_epoch_end": _once_per_epoch(on_epoch)} if on_epoch else None)
+            live = True
     detector = export(run / "weights" / "best.pt", ds / "export", params.imgsz)
     history = _history(run / "results.csv")
+    if on_epoch and not live:  # trained elsewhere or resumed: the epochs reach MLflow from results.csv
+        for epoch, row in enumerate(history):
+            on_epoch(epoch, row)
     val = evaluate(detector, data_root / "val", params.max_val)
     logged = asdict(params)
     if "remote_params" in info:  # the parameters the run was actually trained with
@@ -206,6 +214,24 @@ def halve_weights(path: Path) -> None:
     graph.node.extend(nodes)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
+
+
+def _once_per_epoch(on_epoch: Callable[[int, dict[str, float]], None]) -> Callable:
+    """ultralytics fires on_fit_epoch_end again after training (its final validation of best.pt)."""
+    seen: set[int] = set()
+
+    def callback(trainer) -> None:
+        if trainer.epoch not in seen and trainer.epoch < trainer.epochs:
+            seen.add(trainer.epoch)
+            on_epoch(trainer.epoch, _epoch_row(trainer))
+
+    return callback
+
+
+def _epoch_row(trainer) -> dict[str, float]:
+    """One epoch as MLflow metrics, named as `_history` names the results.csv columns."""
+    row = {**trainer.label_loss_items(trainer.tloss, prefix="train"), **trainer.metrics}
+    return {k.replace("/", "_").replace("(B)", ""): float(v) for k, v in row.items()}
 
 
 def _history(csv: Path) -> list[dict[str, float]]:

@@ -116,6 +116,7 @@ def train(
     data_root: Path,
     params: ReaderParams,
     progress: Callable[[str, int, int], None] | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> tuple[CRNN, dict]:
     """Train on `data_root`/train crops, select on `data_root`/val; returns the model and metrics."""
     torch.manual_seed(params.seed)
@@ -184,6 +185,8 @@ def train(
             "epoch_seconds": time.perf_counter() - t0,
         }
         history.append(row)
+        if on_epoch:
+            on_epoch(epoch, row)
         if val["exact_match"] > best:
             best, best_state = val["exact_match"], {k: v.detach().clone() for k, v in model.state_dict().items()}
         log.info("epoch %d/%d: %s", epoch + 1, params.epochs, row)

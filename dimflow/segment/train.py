@@ -111,6 +111,7 @@ def train(
     data_root: Path,
     params: SegmenterParams,
     progress: Callable[[str, int, int], None] | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> tuple[StrokeSAGE, dict]:
     """Train on `data_root`/train, select on `data_root`/val; returns the model and its metrics."""
     torch.manual_seed(params.seed)
@@ -159,6 +160,8 @@ def train(
             "epoch_seconds": time.perf_counter() - t0,
         }
         history.append(row)
+        if on_epoch:
+            on_epoch(epoch, row)
         if val["accuracy"] > best:
             best, best_state = val["accuracy"], {k: v.detach().clone() for k, v in model.state_dict().items()}
         log.info("epoch %d/%d: %s", epoch + 1, params.epochs, row)

@@ -104,6 +104,8 @@ def main() -> None:
         shutil.copy(trainer.csv, out_run / "results.csv")
 
     def report(trainer) -> None:
+        if trainer.epoch >= trainer.epochs:
+            print("final validation of best.pt:", end=" ")
         shown = " ".join(f"{k.split('/')[-1]}={v:.3f}" for k, v in trainer.metrics.items() if "(B)" in k)
         print(f"epoch {trainer.epoch + 1}/{trainer.epochs} {time.time() - t1:.0f}s {shown}", flush=True)
 

@@ -53,6 +53,10 @@ def test_train_register_load_by_alias(key: str, params, data_root: Path, store: 
     model = kind.load(champ.path)
     metrics = kind.evaluate(model, data_root / "val")
     assert 0.0 <= metrics[kind.metric] <= 1.0
+    _, client = registry._client()  # each epoch reached MLflow, under the run the version points to
+    run_id = client.get_model_version(kind.name, "1").run_id
+    loss = {"segmenter": "loss", "reader": "loss", "detector": "train_box_loss"}[key]
+    assert [m.step for m in client.get_metric_history(run_id, loss)] == list(range(params.epochs))
 
     # a second, identical-quality run becomes challenger but does not displace the champion
     result2 = train_and_register(key, data_root, params, promote=False)
@@ -96,3 +100,26 @@ def test_bootstrap_registers_the_shipped_set_once(store: Path) -> None:
             assert registry.version_by_alias(registry.MODEL_NAMES[key], registry.CHAMPION) == 1
             assert registry.load(registry.MODEL_NAMES[key]).version == 1
     assert all(state in ("present", "not shipped") for state in bootstrap().values())
+
+
+def test_a_run_that_breaks_keeps_its_epochs_in_a_failed_run(
+    data_root: Path, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dimflow.segment import train as seg
+
+    real, calls = seg.evaluate, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(seg, "evaluate", flaky)
+    with pytest.raises(RuntimeError, match="disk full"):
+        train_and_register("segmenter", data_root, SegmenterParams(epochs=3, max_train=2, max_val=1, workers=1))
+    _, client = registry._client()
+    (run,) = client.search_runs([client.get_experiment_by_name("drawing-segmenter").experiment_id])
+    assert run.info.status == "FAILED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [0]
+    assert registry.version_by_alias("drawing-segmenter", registry.CHAMPION) is None
