@@ -1,0 +1,31 @@
+"""prefect.yaml stays in step with the flows: every entrypoint imports to a flow that accepts the
+deployment's parameters (a drawing's path is given per run), on a work pool we define."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect import Flow
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOYMENTS = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+
+
+@pytest.mark.parametrize("dep", DEPLOYMENTS, ids=[d["name"] for d in DEPLOYMENTS])
+def test_entrypoint_is_a_flow_taking_the_parameters(dep: dict) -> None:
+    path, name = dep["entrypoint"].split(":")
+    assert (ROOT / path).is_file()
+    flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), name)
+    assert isinstance(flow, Flow)
+    accepted = inspect.signature(flow.fn).parameters
+    assert set(dep.get("parameters", {})) <= set(accepted), f"{dep['name']}: unknown parameters"
+    assert dep["work_pool"]["name"] in {"cpu", "gpu"}
+
+
+def test_deployment_names_are_unique() -> None:
+    names = [d["name"] for d in DEPLOYMENTS]
+    assert len(names) == len(set(names))
