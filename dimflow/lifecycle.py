@@ -8,6 +8,7 @@ decides promotion, so the three models share one code path.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -18,7 +19,11 @@ from typing import Any
 from dimflow import registry
 from dimflow.registry import CHALLENGER, CHAMPION, MODEL_NAMES
 
-BASELINE_DIR = Path(__file__).resolve().parent.parent / "models" / "baseline"
+# the shipped model set; DIMFLOW_BASELINE_DIR points elsewhere (an image that installs the package
+# into site-packages keeps the models beside its working copy)
+BASELINE_DIR = Path(
+    os.environ.get("DIMFLOW_BASELINE_DIR") or Path(__file__).resolve().parent.parent / "models" / "baseline"
+)
 
 
 @dataclass(frozen=True)

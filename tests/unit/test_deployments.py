@@ -29,3 +29,11 @@ def test_entrypoint_is_a_flow_taking_the_parameters(dep: dict) -> None:
 def test_deployment_names_are_unique() -> None:
     names = [d["name"] for d in DEPLOYMENTS]
     assert len(names) == len(set(names))
+
+
+def test_local_serve_builds_both_processing_deployments() -> None:
+    from deployments.serve import deployments
+
+    deps = deployments(limit=3)
+    assert [d.name for d in deps] == ["process-drawing-local", "process-batch-local"]
+    assert {d.flow_name for d in deps} == {"process-drawing", "process-batch"}
