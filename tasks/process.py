@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io as _io
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,8 +57,6 @@ def _limits() -> io.Limits:
 @task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=_not_bad_input, cache_policy=NO_CACHE)
 def load_drawing(path: str, storage: str | None = None) -> list[dict[str, Any]]:
     """Read a file, refuse bad input with its reason, store each page as PNG; returns page refs."""
-    from pathlib import Path
-
     p = Path(path)
     pages = io.load_path(p, _limits())  # refuses a missing, oversized or bad file with its reason
     data = p.read_bytes()
@@ -67,8 +66,10 @@ def load_drawing(path: str, storage: str | None = None) -> list[dict[str, Any]]:
     for page in pages:
         buf = _io.BytesIO()
         Image.fromarray(page.gray).save(buf, format="PNG", compress_level=1)
-        key = f"pages/{digest}/{page.number}.png"
-        store.put(key, buf.getvalue(), "image/png")
+        png = buf.getvalue()
+        # the page's own hash in its key: another render (a new pdf_dpi, say) is another page
+        key = f"pages/{digest}/{page.number}-{hashlib.sha256(png).hexdigest()[:16]}.png"
+        store.put(key, png, "image/png")
         refs.append(
             {
                 "drawing_id": digest,
@@ -91,8 +92,8 @@ def _gray(page: dict[str, Any], storage: str | None) -> np.ndarray:
 
 def _stage_key(stage: str):
     def key(context, parameters: dict[str, Any]) -> str:
-        page, models = parameters["page"], parameters["models"]
-        digest = hashlib.sha256(f"{models}|{pipeline.INFERENCE_VERSION}".encode()).hexdigest()[:16]
+        page, models = parameters["page"], parameters["models"]  # the page key holds its pixels' hash
+        digest = hashlib.sha256(f"{page['key']}|{models}|{pipeline.INFERENCE_VERSION}".encode()).hexdigest()[:32]
         return f"{stage}-{page['drawing_id']}-p{page['page']}-{digest}"
 
     return key
@@ -125,7 +126,7 @@ def read_page(page: dict[str, Any], boxes: list[list[float]], models: str, stora
 
 def _batch_key(stage: str):
     def key(context, parameters: dict[str, Any]) -> str:
-        pages = ",".join(f"{p['drawing_id']}:{p['page']}" for p in parameters["pages"])
+        pages = ",".join(p["key"] for p in parameters["pages"])
         key = f"{pages}|{parameters['models']}|{pipeline.INFERENCE_VERSION}"
         return f"{stage}-" + hashlib.sha256(key.encode()).hexdigest()[:32]
 

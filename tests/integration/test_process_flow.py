@@ -152,3 +152,27 @@ def test_readme_first_command_processes_the_shipped_samples(
     assert res.exit_code == 0, res.output
     value_f1 = float(res.output.split("value_f1=")[1].split()[0])
     assert value_f1 >= 0.9, res.output
+
+
+def test_a_new_render_of_the_same_pdf_is_a_new_page_not_a_conflict(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    from flows.process import process_drawing
+
+    img = sorted((env / "drawings" / "images").glob("*.png"))[0]
+    pdf = tmp_path / "sheet.pdf"
+    Image.open(img).save(pdf, resolution=200.0)
+    (first,) = process_drawing(str(pdf))
+    monkeypatch.setenv("DIMFLOW_PDF_DPI", "150")
+    get_settings.cache_clear()
+    try:
+        (second,) = process_drawing(str(pdf))
+    finally:
+        monkeypatch.delenv("DIMFLOW_PDF_DPI")
+        get_settings.cache_clear()
+    assert first["drawing_id"] == second["drawing_id"] and first["key"] != second["key"]
+    assert second["width"] < first["width"]
+    store = env / "data" / "store"
+    assert (store / first["keys"]["json"]).is_file() and (store / second["keys"]["json"]).is_file()
