@@ -13,3 +13,11 @@ def pick_device() -> str:
 def ultralytics_device() -> str:
     """The same choice in ultralytics' spelling (GPU index or "cpu")."""
     return "0" if pick_device() == "cuda" else "cpu"
+
+
+def onnx_providers() -> list[str]:
+    """onnxruntime's providers, CUDA first where the installed build has it (onnxruntime-gpu)."""
+    import onnxruntime as ort
+
+    have = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in have] or ["CPUExecutionProvider"]

@@ -61,14 +61,14 @@ def _load_one(key: str) -> tuple[Any, str, str | None]:
         )
     try:
         reg = registry.load(kind.name, version=champion)
-        return kind.load(reg.path), reg.ref, None
+        return on_device(kind.load(reg.path)), reg.ref, None
     except Exception as exc:  # checksum mismatch, missing files, a model that does not build
         first = f"{kind.name}/{champion} (champion) failed to load: {type(exc).__name__}: {exc}"
         log.warning(first)
         for v in (v for v in registry.versions(kind.name) if v < champion):
             try:
                 reg = registry.load(kind.name, version=v)
-                model = kind.load(reg.path)
+                model = on_device(kind.load(reg.path))
             except Exception as exc2:  # try the next older one
                 log.warning("%s/%s failed to load too: %s", kind.name, v, exc2)
                 continue
@@ -76,6 +76,24 @@ def _load_one(key: str) -> tuple[Any, str, str | None]:
             log.warning(note)
             return model, reg.ref, note
         raise registry.RegistryError(f"{first}; no earlier version loads either") from exc
+
+
+def _device_name(model: Any) -> str:
+    dev = next(model.parameters()).device
+    if dev.type != "cuda":
+        return "cpu"
+    import torch
+
+    return f"cuda ({torch.cuda.get_device_name(dev)})"
+
+
+def on_device(model: Any) -> Any:
+    """Torch models go to the GPU when the worker has one; the detector picks its ONNX provider."""
+    import torch
+
+    from dimflow.compute import pick_device
+
+    return model.to(pick_device()) if isinstance(model, torch.nn.Module) else model
 
 
 class TextEngine:
@@ -134,6 +152,7 @@ def get_models(reload: bool = False) -> ModelSet:
                 refs[f"{ckey}_note"] = note
         engine = TextEngine()
         refs["text"] = engine.ref
+        refs["device"] = _device_name(loaded["reader"])
         _MODELS = ModelSet(loaded["detector"], loaded["reader"], loaded["segmenter"], engine, refs)
         log.info("models loaded: %s", _MODELS.key)
         return _MODELS

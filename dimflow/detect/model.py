@@ -79,10 +79,12 @@ class Detector:
     def __init__(self, folder: Path, cfg: DetectorConfig, providers: list[str] | None = None) -> None:
         import onnxruntime as ort
 
+        from dimflow.compute import onnx_providers
+
         self.folder, self.cfg = folder, cfg
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(folder / ONNX), opts, providers=providers or ["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(folder / ONNX), opts, providers=providers or onnx_providers())
         self.input = self.session.get_inputs()[0].name
 
     @classmethod
