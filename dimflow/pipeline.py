@@ -115,6 +115,7 @@ class TextEngine:
 
 
 _MODELS: ModelSet | None = None
+_LOADED_FOR: dict[str, str] = {}  # the champions the loaded set was loaded for (fallbacks included)
 _LOCK = threading.Lock()
 
 
@@ -134,15 +135,14 @@ def champion_refs() -> dict[str, str]:
 def get_models(reload: bool = False) -> ModelSet:
     """The process's models: loaded on first use (bootstrapping an empty registry), then reused.
 
-    A new champion is picked up when the champions' versions change (checked cheaply per call).
+    A new champion is picked up when the champions' aliases move (checked cheaply per call); a set
+    that fell back past a broken champion is kept until they do.
     """
-    global _MODELS
+    global _MODELS, _LOADED_FOR
     with _LOCK:
         wanted = champion_refs()
-        if _MODELS is not None and not reload:
-            current = {k: _MODELS.refs[k] for k in MODEL_KEYS}
-            if current == wanted or any(k.endswith("_note") for k in _MODELS.refs):
-                return _MODELS
+        if _MODELS is not None and not reload and wanted == _LOADED_FOR:
+            return _MODELS
         loaded: dict[str, Any] = {}
         refs: dict[str, str] = {}
         for ckey, key in MODEL_KEYS.items():
@@ -154,6 +154,7 @@ def get_models(reload: bool = False) -> ModelSet:
         refs["text"] = engine.ref
         refs["device"] = _device_name(loaded["reader"])
         _MODELS = ModelSet(loaded["detector"], loaded["reader"], loaded["segmenter"], engine, refs)
+        _LOADED_FOR = wanted
         log.info("models loaded: %s", _MODELS.key)
         return _MODELS
 

@@ -14,6 +14,7 @@ from tasks.process import (
     detect_pages,
     load_drawing,
     merge_page,
+    models_key,
     persist_page,
     read_page,
     read_pages,
@@ -24,7 +25,7 @@ from tasks.process import (
 
 
 def _page(page: dict[str, Any], refs: dict[str, str], storage: str | None) -> dict[str, Any]:
-    mk = ",".join(f"{k}={v}" for k, v in sorted(refs.items()))
+    mk = models_key(refs)
     t = time.perf_counter()
     strokes_f = segment_page.submit(page, mk, storage)  # runs beside detect + read
     boxes = detect_page(page, mk, storage)
@@ -95,7 +96,7 @@ def process_batch(paths: list[str], storage: str | None = None, batch_size: int 
             pages += fut.result()
         else:
             failed[path] = str(fut.state.result(raise_on_failure=False))
-    mk = ",".join(f"{k}={v}" for k, v in sorted(refs.items()))
+    mk = models_key(refs)
     strokes = segment_page.map(pages, unmapped(mk), unmapped(storage))  # per page, beside the batches
     boxes: list = []
     readings: list = []

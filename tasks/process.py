@@ -101,12 +101,14 @@ def _stage_key(stage: str):
 
 @task(cache_policy=NO_CACHE)
 def resolve_models() -> dict[str, str]:
-    """The champions' versions (a registry lookup, no model is loaded): what cached stages key on."""
-    return pipeline.champion_refs()
+    """The models this worker runs: the champions, or the versions it fell back to (with a note),
+    plus the text engine and the device. Loads them on a cold worker; a warm one has them."""
+    return dict(pipeline.get_models().refs)
 
 
 def models_key(refs: dict[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(refs.items()))
+    """What cached stage results depend on: the exact versions that ran, not the notes about them."""
+    return ",".join(f"{k}={v}" for k, v in sorted(refs.items()) if not k.endswith("_note"))
 
 
 @task(cache_key_fn=_stage_key("detect"), cache_expiration=CACHE_FOR, persist_result=True, retries=1)

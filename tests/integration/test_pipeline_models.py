@@ -23,6 +23,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DIMFLOW_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("DIMFLOW_MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setattr(pipeline, "_MODELS", None)
+    monkeypatch.setattr(pipeline, "_LOADED_FOR", {})
     get_settings.cache_clear()
     yield tmp_path
     get_settings.cache_clear()

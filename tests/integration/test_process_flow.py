@@ -34,6 +34,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
         mp.setenv("PREFECT_LOCAL_STORAGE_PATH", str(root / "prefect-results"))  # no cache from earlier sessions
         get_settings.cache_clear()
         mp.setattr(pipeline, "_MODELS", None)
+        mp.setattr(pipeline, "_LOADED_FOR", {})
         bootstrap()
         write_dataset(root / "drawings", n=2, seed=4343)
         # a cold 2-core machine needs far longer than Prefect's default 20 s to start its API
@@ -176,3 +177,28 @@ def test_a_new_render_of_the_same_pdf_is_a_new_page_not_a_conflict(
     assert second["width"] < first["width"]
     store = env / "data" / "store"
     assert (store / first["keys"]["json"]).is_file() and (store / second["keys"]["json"]).is_file()
+
+
+def test_a_broken_champion_falls_back_and_the_result_says_so(env: Path) -> None:
+    """Last in this module: it registers a second reader, damaged on disk, as champion."""
+    import shutil
+
+    from dimflow import registry
+    from flows.process import process_drawing
+
+    copy = env / "reader-v2"
+    shutil.copytree(BASELINE_DIR / "reader", copy, ignore=shutil.ignore_patterns("checksums.json", "*.md"))
+    card = json.loads((copy / "metrics.json").read_text())
+    v2 = registry.log_and_register("callout-reader", copy, card["params"], [], {}, "test", alias=registry.CHAMPION)
+    weights = registry.load("callout-reader", version=v2.version).path / "reader.pt"
+    weights.write_bytes(weights.read_bytes()[:-16] + b"\0" * 16)
+    try:
+        img = sorted((env / "drawings" / "images").glob("*.png"))[1]
+        (page,) = process_drawing(str(img))
+        doc = json.loads((env / "data" / "store" / page["keys"]["json"]).read_text())
+        validate_json(doc)
+        assert doc["models"]["recognizer"] == "callout-reader/1"
+        assert "callout-reader/2" in doc["models"]["recognizer_note"]
+        assert doc["dimensions"]
+    finally:
+        registry.set_alias("callout-reader", registry.CHAMPION, 1)
