@@ -18,6 +18,7 @@ from dimflow.compute import pick_device
 from dimflow.grammar import GrammarError, normalise
 from dimflow.read.model import CRNN, ReaderConfig, to_input, unstack
 from dimflow.read.orient import train_orientation
+from dimflow.training import EpochBook
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def train(
     steps = max(1, params.epochs * ((len(train_s) + params.batch_size - 1) // params.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=steps, pct_start=0.15)
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
-    history, best, best_state = [], -1.0, None
+    book = EpochBook(model, params.epochs, on_epoch, progress)
     for epoch in range(params.epochs):
         model.train()
         model.orient.eval()
@@ -184,26 +185,14 @@ def train(
             "val_exact_match_stacked": val["exact_match_stacked"],
             "epoch_seconds": time.perf_counter() - t0,
         }
-        history.append(row)
-        if on_epoch:
-            on_epoch(epoch, row)
-        if val["exact_match"] > best:
-            best, best_state = val["exact_match"], {k: v.detach().clone() for k, v in model.state_dict().items()}
-        log.info("epoch %d/%d: %s", epoch + 1, params.epochs, row)
-        if progress:
-            progress(
-                f"epoch {epoch + 1}: loss {row['loss']:.3f} val exact {val['exact_match']:.4f} "
-                f"stacked {val['exact_match_stacked']:.3f}",
-                epoch + 1,
-                params.epochs,
-            )
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        message = f"loss {row['loss']:.3f} val exact {val['exact_match']:.4f} stacked {val['exact_match_stacked']:.3f}"
+        book.end(epoch, row, val["exact_match"], message)
+    book.restore_best()
     final = evaluate(model, val_s)
     final["orientation_accuracy"] = orientation_accuracy(model, val_s)
     metrics = {
         "orientation_loss": orient_history,
-        "history": history,
+        "history": book.history,
         "val": final,
         "params": asdict(params),
         "device": device,

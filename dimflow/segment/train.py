@@ -18,6 +18,7 @@ from dimflow.compute import pick_device
 from dimflow.segment.model import SegmenterConfig, StrokeSAGE
 from dimflow.segment.vectorize import CLASSES, StrokeGraph, build_graph, label_strokes
 from dimflow.settings import get_settings
+from dimflow.training import EpochBook
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def train(
         for g in train_g
         if g.n
     ]
-    history, best, best_state = [], -1.0, None
+    book = EpochBook(model, params.epochs, on_epoch, progress)
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-1)
     for epoch in range(params.epochs):
         model.train()
@@ -159,22 +160,12 @@ def train(
             "val_accuracy": val["accuracy"],
             "epoch_seconds": time.perf_counter() - t0,
         }
-        history.append(row)
-        if on_epoch:
-            on_epoch(epoch, row)
-        if val["accuracy"] > best:
-            best, best_state = val["accuracy"], {k: v.detach().clone() for k, v in model.state_dict().items()}
-        log.info("epoch %d/%d: %s", epoch + 1, params.epochs, row)
-        if progress:
-            progress(
-                f"epoch {epoch + 1}: loss {row['loss']:.3f} val acc {val['accuracy']:.4f}", epoch + 1, params.epochs
-            )
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        book.end(epoch, row, val["accuracy"], f"loss {row['loss']:.3f} val acc {val['accuracy']:.4f}")
+    book.restore_best()
     model.eval()
     final = evaluate(model, val_g)
     metrics = {
-        "history": history,
+        "history": book.history,
         "val": final,
         "params": asdict(params),
         "device": device,
