@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 # bump when inference code changes what a stage returns for the same model files: cached stage
 # results are keyed on it together with the input's hash and the model versions
-INFERENCE_VERSION = "2"
+INFERENCE_VERSION = "3"
 CROP_PAD_PX = 4  # the reader was trained on crops padded this much around the text (dimflow.synth.dataset)
 MODEL_KEYS = {"detector": "detector", "recognizer": "reader", "segmenter": "segmenter"}  # contract key -> ours
 MODEL_CALLS = {"detect": 0, "read": 0, "segment": 0}  # how often each model ran in this process (tests, metrics)
@@ -226,14 +226,15 @@ def crop(gray: np.ndarray, box: Box, pad: int = CROP_PAD_PX) -> np.ndarray:
     return gray[y0:y1, x0:x1]
 
 
-def detect(models: ModelSet, gray: np.ndarray) -> list[Box]:
-    return detect_many(models, [gray])[0]
+def detect(models: ModelSet, gray: np.ndarray, dpi: float | None = None) -> list[Box]:
+    return detect_many(models, [gray], [dpi])[0]
 
 
-def detect_many(models: ModelSet, grays: list[np.ndarray]) -> list[list[Box]]:
-    """Pages of one batch through the detector together (one onnxruntime call per sheet shape)."""
+def detect_many(models: ModelSet, grays: list[np.ndarray], dpis: list[float | None] | None = None) -> list[list[Box]]:
+    """Pages of one batch through the detector together (one onnxruntime call per sheet shape);
+    a page's dpi lets the detector see sheets larger than A3 at a larger size."""
     MODEL_CALLS["detect"] += len(grays)
-    return models.detector.detect_many(grays)
+    return models.detector.detect_many(grays, dpis)
 
 
 def _usable(b: Box) -> bool:
@@ -360,12 +361,17 @@ def merge(
 
 
 def process_page(
-    models: ModelSet, gray: np.ndarray, drawing_id: str, source: str | None = None, use_segmenter: bool = True
+    models: ModelSet,
+    gray: np.ndarray,
+    drawing_id: str,
+    source: str | None = None,
+    use_segmenter: bool = True,
+    dpi: float | None = None,
 ) -> DrawingResult:
-    """All stages in one call (the CLI's in-process path and the benchmarks use it)."""
+    """All stages in one call (the benchmarks and GPU checks use it; the flows run them as tasks)."""
     t = StageTimer()
     t0 = time.perf_counter()
-    boxes = detect(models, gray)
+    boxes = detect(models, gray, dpi)
     t.add("detect", t0)
     t0 = time.perf_counter()
     readings = read(models, gray, boxes)

@@ -78,6 +78,7 @@ def load_drawing(path: str, storage: str | None = None) -> list[dict[str, Any]]:
                 "n_pages": page.n_pages,
                 "suffix": page.suffix,
                 "key": key,
+                "dpi": page.dpi,
                 "width": int(page.gray.shape[1]),
                 "height": int(page.gray.shape[0]),
             }
@@ -93,7 +94,8 @@ def _gray(page: dict[str, Any], storage: str | None) -> np.ndarray:
 def _stage_key(stage: str):
     def key(context, parameters: dict[str, Any]) -> str:
         page, models = parameters["page"], parameters["models"]  # the page key holds its pixels' hash
-        digest = hashlib.sha256(f"{page['key']}|{models}|{pipeline.INFERENCE_VERSION}".encode()).hexdigest()[:32]
+        key = f"{page['key']}|{page.get('dpi')}|{models}|{pipeline.INFERENCE_VERSION}"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
         return f"{stage}-{page['drawing_id']}-p{page['page']}-{digest}"
 
     return key
@@ -113,7 +115,7 @@ def models_key(refs: dict[str, str]) -> str:
 
 @task(cache_key_fn=_stage_key("detect"), cache_expiration=CACHE_FOR, persist_result=True, retries=1)
 def detect_page(page: dict[str, Any], models: str, storage: str | None = None) -> list[list[float]]:
-    boxes = pipeline.detect(pipeline.get_models(), _gray(page, storage))
+    boxes = pipeline.detect(pipeline.get_models(), _gray(page, storage), page.get("dpi"))
     return [[b.cls, b.x0, b.y0, b.x1, b.y1, b.score] for b in boxes]
 
 
@@ -128,7 +130,7 @@ def read_page(page: dict[str, Any], boxes: list[list[float]], models: str, stora
 
 def _batch_key(stage: str):
     def key(context, parameters: dict[str, Any]) -> str:
-        pages = ",".join(p["key"] for p in parameters["pages"])
+        pages = ",".join(f"{p['key']}@{p.get('dpi')}" for p in parameters["pages"])
         key = f"{pages}|{parameters['models']}|{pipeline.INFERENCE_VERSION}"
         return f"{stage}-" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
@@ -143,7 +145,8 @@ def _reading_rows(readings: list[pipeline.Reading]) -> list[dict]:
 @task(cache_key_fn=_batch_key("detect-batch"), cache_expiration=CACHE_FOR, persist_result=True, retries=1)
 def detect_pages(pages: list[dict[str, Any]], models: str, storage: str | None = None) -> list[list[list[float]]]:
     """A batch flow's pages through the detector together."""
-    found = pipeline.detect_many(pipeline.get_models(), [_gray(p, storage) for p in pages])
+    grays = [_gray(p, storage) for p in pages]
+    found = pipeline.detect_many(pipeline.get_models(), grays, [p.get("dpi") for p in pages])
     return [[[b.cls, b.x0, b.y0, b.x1, b.y1, b.score] for b in boxes] for boxes in found]
 
 

@@ -9,6 +9,7 @@ tall without the box-merging problems of tiles. The letterbox is rectangular (mu
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,9 @@ class DetectorConfig:
     classes: list[str] = field(default_factory=lambda: list(CLASSES))
     conf: float = 0.25
     iou: float = 0.5
+    # text keeps its size in pixels on bigger sheets: 1600 px over A3's 420 mm, up to max_imgsz
+    px_per_mm: float = 1600 / 420
+    max_imgsz: int = 4800
 
 
 @dataclass(frozen=True)
@@ -91,12 +95,22 @@ class Detector:
     def load(cls, folder: Path) -> Detector:
         return cls(folder, DetectorConfig(**json.loads((folder / CONFIG).read_text())))
 
-    def detect(self, gray: np.ndarray) -> list[Box]:
-        return self.detect_many([gray])[0]
+    def size_for(self, shape: tuple[int, ...], dpi: float | None) -> int:
+        """The long side the network sees: `imgsz`, or more on sheets larger than A3 (when the
+        page's dpi says how large), so that 2.5 mm text stays about 10 px tall."""
+        if not dpi:
+            return self.cfg.imgsz
+        long_mm = max(shape[:2]) / dpi * 25.4
+        size = max(self.cfg.imgsz, math.ceil(long_mm * self.cfg.px_per_mm / 32) * 32)
+        return min(size, max(self.cfg.imgsz, self.cfg.max_imgsz))
 
-    def detect_many(self, grays: list[np.ndarray]) -> list[list[Box]]:
+    def detect(self, gray: np.ndarray, dpi: float | None = None) -> list[Box]:
+        return self.detect_many([gray], [dpi])[0]
+
+    def detect_many(self, grays: list[np.ndarray], dpis: list[float | None] | None = None) -> list[list[Box]]:
         """Several drawings, one onnxruntime call per letterbox shape (a batch flow's pages)."""
-        prepared = [letterbox(g, self.cfg.imgsz) for g in grays]
+        dpis = dpis or [None] * len(grays)
+        prepared = [letterbox(g, self.size_for(g.shape, d)) for g, d in zip(grays, dpis, strict=True)]
         results: list[list[Box]] = [[] for _ in grays]
         shapes: dict[tuple[int, int], list[int]] = {}
         for i, (img, _, _) in enumerate(prepared):

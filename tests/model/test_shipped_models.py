@@ -94,3 +94,26 @@ def test_detector_onnx_agrees_with_its_pytorch_weights(unseen: Path) -> None:
     assert len(ours) >= 3 and abs(len(ours) - len(theirs)) <= 1
     matched = [max(iou([b.x0, b.y0, b.x1, b.y1], list(t)) for t in theirs) for b in ours]
     assert np.median(matched) >= 0.85, matched
+
+
+def test_detector_keeps_finding_callouts_on_a_large_sheet(unseen: Path) -> None:
+    """The same drawing content placed on a sheet twice as large (A1-like): with the page's dpi
+    the detector looks at it larger and still finds the callouts."""
+    import cv2
+
+    from dimflow.detect.train import match_boxes
+
+    detector = get_kind("detector").load(_shipped("detector"))
+    stem = sorted((unseen / "images").glob("*.png"))[0].stem
+    gray = cv2.imread(str(unseen / "images" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
+    dpi = json.loads((unseen / "meta" / f"{stem}.json").read_text())["dpi"]
+    truth = json.loads((unseen / "truth" / f"{stem}.json").read_text())["dimensions"]
+    h, w = gray.shape
+    canvas = np.full((2 * h, 2 * w), 255, np.uint8)
+    canvas[h // 2 : h // 2 + h, w // 2 : w // 2 + w] = gray
+    boxes = [
+        (d["bbox"][0] + w // 2, d["bbox"][1] + h // 2, d["bbox"][2] + w // 2, d["bbox"][3] + h // 2) for d in truth
+    ]
+    found = [b for b in detector.detect(canvas, dpi) if b.cls == 0]
+    assert match_boxes(found, boxes) / len(boxes) >= 0.9
+    assert detector.size_for(canvas.shape, dpi) > detector.cfg.imgsz

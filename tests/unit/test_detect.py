@@ -38,3 +38,17 @@ def test_nms_drops_overlapping_lower_scores() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], float)
     keep = nms(boxes, np.array([0.9, 0.8, 0.7]), 0.5)
     assert sorted(keep.tolist()) == [0, 2]
+
+
+def test_detector_size_grows_with_the_sheet_when_its_dpi_is_known() -> None:
+    from dimflow.detect.model import Detector, DetectorConfig
+
+    det = Detector.__new__(Detector)  # size_for needs only the config, not an ONNX session
+    det.cfg = DetectorConfig()
+    assert det.size_for((2339, 3307), None) == 1600  # unknown scale: the trained size
+    assert det.size_for((2339, 3307), 200) == 1600  # A3
+    assert det.size_for((1654, 2339), 200) == 1600  # A4: never below the trained size
+    a1 = det.size_for((4677, 6622), 200)
+    assert 3200 <= a1 <= 3264 and a1 % 32 == 0
+    assert det.size_for((9933, 14043), 300) == 4544  # A0
+    assert det.size_for((14043, 19866), 300) == 4800  # 2A0: capped
