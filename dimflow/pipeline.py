@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 # bump when inference code changes what a stage returns for the same model files: cached stage
 # results are keyed on it together with the input's hash and the model versions
-INFERENCE_VERSION = "3"
+INFERENCE_VERSION = "4"
 CROP_PAD_PX = 4  # the reader was trained on crops padded this much around the text (dimflow.synth.dataset)
 MODEL_KEYS = {"detector": "detector", "recognizer": "reader", "segmenter": "segmenter"}  # contract key -> ours
 MODEL_CALLS = {"detect": 0, "read": 0, "segment": 0}  # how often each model ran in this process (tests, metrics)
@@ -226,35 +226,87 @@ def crop(gray: np.ndarray, box: Box, pad: int = CROP_PAD_PX) -> np.ndarray:
     return gray[y0:y1, x0:x1]
 
 
-def detect(models: ModelSet, gray: np.ndarray, dpi: float | None = None) -> list[Box]:
+@dataclass
+class Detections:
+    """A page's boxes, in the page's own pixels, and the quarter turns (counter-clockwise) its
+    sheet was scanned at: crops are turned back by that much before they are read."""
+
+    boxes: list[Box]
+    turn: int = 0
+
+
+def turn_box(box: Box, turn: int, shape: tuple[int, ...]) -> Box:
+    """A box on a page, carried onto the same page turned `turn` quarter turns counter-clockwise
+    (np.rot90(page, turn)); `shape` is the page's (height, width) before turning."""
+    x0, y0, x1, y1 = box.x0, box.y0, box.x1, box.y1
+    h, w = shape[:2]
+    for _ in range(turn % 4):
+        x0, y0, x1, y1 = y0, w - x1, y1, w - x0
+        h, w = w, h
+    return Box(box.cls, x0, y0, x1, y1, box.score)
+
+
+def page_turn(models: ModelSet, gray: np.ndarray, boxes: list[Box]) -> int:
+    """How many quarter turns (counter-clockwise) the sheet's text shows, voted by the reader's
+    orientation net over the text it found. Upright sheets carry horizontal text plus vertical
+    dimensions turned one more quarter, so turn t scores p(t) + 0.5 p(t + 1); a sheet is turned
+    only on a clear lead (1.2x the upright score) over at least 8 text boxes."""
+    orient = getattr(models.reader, "orient", None)
+    found = sorted((b for b in boxes if b.cls in (0, 1) and _usable(b)), key=lambda b: -b.score)[:150]
+    if orient is None or len(found) < 8:
+        return 0
+    p = orient.predict([crop(gray, b) for b in found]).sum(axis=0)
+    score = np.array([p[t] + 0.5 * p[(t + 1) % 4] for t in range(4)])
+    best = int(score.argmax())
+    return best if best != 0 and score[best] > 1.2 * score[0] else 0
+
+
+def detect(models: ModelSet, gray: np.ndarray, dpi: float | None = None) -> Detections:
     return detect_many(models, [gray], [dpi])[0]
 
 
-def detect_many(models: ModelSet, grays: list[np.ndarray], dpis: list[float | None] | None = None) -> list[list[Box]]:
+def detect_many(models: ModelSet, grays: list[np.ndarray], dpis: list[float | None] | None = None) -> list[Detections]:
     """Pages of one batch through the detector together (one onnxruntime call per sheet shape);
-    a page's dpi lets the detector see sheets larger than A3 at a larger size."""
+    a page's dpi lets the detector see sheets larger than A3 at a larger size. A sheet scanned
+    sideways or upside down is detected again upright, its boxes carried back onto the page."""
     MODEL_CALLS["detect"] += len(grays)
-    return models.detector.detect_many(grays, dpis)
+    dpis = dpis or [None] * len(grays)
+    out = []
+    for gray, dpi, boxes in zip(grays, dpis, models.detector.detect_many(grays, dpis), strict=True):
+        turn = page_turn(models, gray, boxes)
+        if turn:
+            upright = np.ascontiguousarray(np.rot90(gray, k=-turn))
+            boxes = [turn_box(b, turn, upright.shape) for b in models.detector.detect(upright, dpi)]
+        out.append(Detections(boxes, turn))
+    return out
 
 
 def _usable(b: Box) -> bool:
     return b.x1 - b.x0 >= 2 and b.y1 - b.y0 >= 2
 
 
-def read(models: ModelSet, gray: np.ndarray, boxes: list[Box]) -> list[Reading]:
-    return read_many(models, [gray], [boxes])[0]
+def read(models: ModelSet, gray: np.ndarray, boxes: list[Box], turn: int = 0) -> list[Reading]:
+    return read_many(models, [gray], [boxes], [turn])[0]
 
 
-def read_many(models: ModelSet, grays: list[np.ndarray], boxes: list[list[Box]]) -> list[list[Reading]]:
+def read_many(
+    models: ModelSet, grays: list[np.ndarray], boxes: list[list[Box]], turns: list[int] | None = None
+) -> list[list[Reading]]:
     """Callout boxes through the trained reader and the grammar, text boxes through the text engine;
-    the crops of every page in one batch go through each model together."""
+    the crops of every page in one batch go through each model together, turned upright first."""
     MODEL_CALLS["read"] += len(grays)
+    turns = turns or [0] * len(grays)
+
+    def cut(i: int, b: Box) -> np.ndarray:
+        c = crop(grays[i], b)
+        return np.ascontiguousarray(np.rot90(c, k=-turns[i])) if turns[i] else c
+
     dims = [(i, b) for i, bs in enumerate(boxes) for b in bs if b.cls == 0 and _usable(b)]
     texts = [(i, b) for i, bs in enumerate(boxes) for b in bs if b.cls == 1 and _usable(b)]
     out: list[list[Reading]] = [[] for _ in grays]
-    for (i, box), (raw, conf) in zip(dims, models.reader.read([crop(grays[i], b) for i, b in dims]), strict=True):
+    for (i, box), (raw, conf) in zip(dims, models.reader.read([cut(i, b) for i, b in dims]), strict=True):
         out[i].append(interpret(Reading(box, raw, conf)))
-    read_texts = models.text_engine.read([crop(grays[i], b) for i, b in texts])
+    read_texts = models.text_engine.read([cut(i, b) for i, b in texts])
     for (i, box), (raw, conf) in zip(texts, read_texts, strict=True):
         out[i].append(Reading(box, raw, conf))
     return out
@@ -371,10 +423,11 @@ def process_page(
     """All stages in one call (the benchmarks and GPU checks use it; the flows run them as tasks)."""
     t = StageTimer()
     t0 = time.perf_counter()
-    boxes = detect(models, gray, dpi)
+    found = detect(models, gray, dpi)
+    boxes = found.boxes
     t.add("detect", t0)
     t0 = time.perf_counter()
-    readings = read(models, gray, boxes)
+    readings = read(models, gray, boxes, found.turn)
     t.add("recognize", t0)
     strokes = None
     if use_segmenter:

@@ -28,9 +28,9 @@ def _page(page: dict[str, Any], refs: dict[str, str], storage: str | None) -> di
     mk = models_key(refs)
     t = time.perf_counter()
     strokes_f = segment_page.submit(page, mk, storage)  # runs beside detect + read
-    boxes = detect_page(page, mk, storage)
+    found = detect_page(page, mk, storage)
     t_detect = time.perf_counter()
-    readings = read_page(page, boxes, mk, storage)
+    readings = read_page(page, found, mk, storage)
     t_read = time.perf_counter()
     strokes = strokes_f.result()
     t_seg = time.perf_counter()
@@ -39,7 +39,7 @@ def _page(page: dict[str, Any], refs: dict[str, str], storage: str | None) -> di
         "recognize": round((t_read - t_detect) * 1000, 1),
         "segment_wait": round((t_seg - t_read) * 1000, 1),
     }
-    result_json = merge_page(page, boxes, readings, strokes, refs, timings)
+    result_json = merge_page(page, found, readings, strokes, refs, timings)
     return persist_page(page, result_json, refs, storage)
 
 
@@ -98,14 +98,14 @@ def process_batch(paths: list[str], storage: str | None = None, batch_size: int 
             failed[path] = str(fut.state.result(raise_on_failure=False))
     mk = models_key(refs)
     strokes = segment_page.map(pages, unmapped(mk), unmapped(storage))  # per page, beside the batches
-    boxes: list = []
+    found: list = []
     readings: list = []
     for start in range(0, len(pages), batch_size):  # batched inference, bounded memory
         chunk = pages[start : start + batch_size]
-        chunk_boxes = detect_pages(chunk, mk, storage)
-        boxes += chunk_boxes
-        readings += read_pages(chunk, chunk_boxes, mk, storage)
-    results = merge_page.map(pages, boxes, readings, strokes, unmapped(refs), unmapped({}))
+        chunk_found = detect_pages(chunk, mk, storage)
+        found += chunk_found
+        readings += read_pages(chunk, chunk_found, mk, storage)
+    results = merge_page.map(pages, found, readings, strokes, unmapped(refs), unmapped({}))
     done = [f.result() for f in persist_page.map(pages, results, unmapped(refs), unmapped(storage))]
     _publish(done, refs, storage)
     for path, why in failed.items():

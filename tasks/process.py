@@ -114,9 +114,13 @@ def models_key(refs: dict[str, str]) -> str:
 
 
 @task(cache_key_fn=_stage_key("detect"), cache_expiration=CACHE_FOR, persist_result=True, retries=1)
-def detect_page(page: dict[str, Any], models: str, storage: str | None = None) -> list[list[float]]:
-    boxes = pipeline.detect(pipeline.get_models(), _gray(page, storage), page.get("dpi"))
-    return [[b.cls, b.x0, b.y0, b.x1, b.y1, b.score] for b in boxes]
+def detect_page(page: dict[str, Any], models: str, storage: str | None = None) -> dict[str, Any]:
+    """Boxes in the page's pixels, and the quarter turns its sheet shows (0 unless scanned turned)."""
+    return _detections(pipeline.detect(pipeline.get_models(), _gray(page, storage), page.get("dpi")))
+
+
+def _detections(found: pipeline.Detections) -> dict[str, Any]:
+    return {"turn": found.turn, "boxes": [[b.cls, b.x0, b.y0, b.x1, b.y1, b.score] for b in found.boxes]}
 
 
 def _boxes(rows: list[list[float]]) -> list[Box]:
@@ -124,8 +128,9 @@ def _boxes(rows: list[list[float]]) -> list[Box]:
 
 
 @task(cache_key_fn=_stage_key("read"), cache_expiration=CACHE_FOR, persist_result=True, retries=1)
-def read_page(page: dict[str, Any], boxes: list[list[float]], models: str, storage: str | None = None) -> list[dict]:
-    return _reading_rows(pipeline.read(pipeline.get_models(), _gray(page, storage), _boxes(boxes)))
+def read_page(page: dict[str, Any], found: dict[str, Any], models: str, storage: str | None = None) -> list[dict]:
+    gray = _gray(page, storage)
+    return _reading_rows(pipeline.read(pipeline.get_models(), gray, _boxes(found["boxes"]), found["turn"]))
 
 
 def _batch_key(stage: str):
@@ -143,20 +148,20 @@ def _reading_rows(readings: list[pipeline.Reading]) -> list[dict]:
 
 
 @task(cache_key_fn=_batch_key("detect-batch"), cache_expiration=CACHE_FOR, persist_result=True, retries=1)
-def detect_pages(pages: list[dict[str, Any]], models: str, storage: str | None = None) -> list[list[list[float]]]:
+def detect_pages(pages: list[dict[str, Any]], models: str, storage: str | None = None) -> list[dict[str, Any]]:
     """A batch flow's pages through the detector together."""
     grays = [_gray(p, storage) for p in pages]
-    found = pipeline.detect_many(pipeline.get_models(), grays, [p.get("dpi") for p in pages])
-    return [[[b.cls, b.x0, b.y0, b.x1, b.y1, b.score] for b in boxes] for boxes in found]
+    return [_detections(f) for f in pipeline.detect_many(pipeline.get_models(), grays, [p.get("dpi") for p in pages])]
 
 
 @task(cache_key_fn=_batch_key("read-batch"), cache_expiration=CACHE_FOR, persist_result=True, retries=1)
 def read_pages(
-    pages: list[dict[str, Any]], boxes: list[list[list[float]]], models: str, storage: str | None = None
+    pages: list[dict[str, Any]], found: list[dict[str, Any]], models: str, storage: str | None = None
 ) -> list[list[dict]]:
     """A batch flow's callout and text crops through the readers together."""
     grays = [_gray(p, storage) for p in pages]
-    readings = pipeline.read_many(pipeline.get_models(), grays, [_boxes(b) for b in boxes])
+    boxes, turns = [_boxes(f["boxes"]) for f in found], [f["turn"] for f in found]
+    readings = pipeline.read_many(pipeline.get_models(), grays, boxes, turns)
     return [_reading_rows(r) for r in readings]
 
 
@@ -172,7 +177,7 @@ def segment_page(page: dict[str, Any], models: str, storage: str | None = None) 
 @task(cache_policy=NO_CACHE)
 def merge_page(
     page: dict[str, Any],
-    boxes: list[list[float]],
+    found: dict[str, Any],
     readings: list[dict],
     strokes: dict[str, Any],
     refs: dict[str, str],
@@ -188,7 +193,7 @@ def merge_page(
     result = pipeline.merge(
         parsed,
         stroke_map,
-        _boxes(boxes),
+        _boxes(found["boxes"]),
         (page["width"], page["height"]),
         page["drawing_id"],
         page["source"],

@@ -117,3 +117,39 @@ def test_detector_keeps_finding_callouts_on_a_large_sheet(unseen: Path) -> None:
     found = [b for b in detector.detect(canvas, dpi) if b.cls == 0]
     assert match_boxes(found, boxes) / len(boxes) >= 0.9
     assert detector.size_for(canvas.shape, dpi) > detector.cfg.imgsz
+
+
+@pytest.mark.parametrize("turn", [1, 3])
+def test_a_sheet_scanned_sideways_is_read_upright(unseen: Path, turn: int) -> None:
+    """The same drawing turned a quarter either way: the pipeline notices, reads it upright and
+    reports boxes on the turned page; the dimensions agree with those of the upright sheet."""
+    import cv2
+
+    from dimflow import pipeline
+
+    stem = sorted((unseen / "images").glob("*.png"))[1].stem
+    gray = cv2.imread(str(unseen / "images" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
+    models = _models()
+    upright = pipeline.process_page(models, gray, "0" * 64)
+    turned_page = np.ascontiguousarray(np.rot90(gray, turn))
+    assert pipeline.detect(models, turned_page).turn == turn
+    turned = pipeline.process_page(models, turned_page, "0" * 64)
+    assert pipeline.detect(models, gray).turn == 0
+    from dimflow.evaluate import iou
+
+    want = [(d.text, _box(pipeline, d.bbox, turn, gray.shape)) for d in upright.dimensions]
+    got = [(d.text, list(d.bbox)) for d in turned.dimensions]
+    same = sum(any(t == u and iou(list(b), c) >= 0.5 for u, c in got) for t, b in want)
+    assert same >= 0.8 * len(want) and len(want) >= 3, (want, got)
+
+
+def _box(pipeline, bbox, turn: int, shape) -> tuple[float, ...]:
+    b = pipeline.turn_box(pipeline.Box(0, *bbox, 1.0), turn, shape)
+    return (b.x0, b.y0, b.x1, b.y1)
+
+
+def _models():
+    from dimflow import pipeline
+
+    load = {k: get_kind(k).load(_shipped(k)) for k in ("detector", "reader", "segmenter")}
+    return pipeline.ModelSet(load["detector"], load["reader"], load["segmenter"], pipeline.TextEngine(), {})

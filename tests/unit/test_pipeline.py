@@ -66,3 +66,15 @@ def test_merge_sorts_out_unparsed_and_title_block_text() -> None:
     assert [d.text for d in result.dimensions] == ["Ø12 H7"] and result.dimensions[0].id == "d1"
     assert {t.text for t in result.texts} == {"NOTE 3", "1:5", "MATERIAL: AL 6061"}
     assert next(t for t in result.texts if t.text == "NOTE 3").confidence < 0.5
+
+
+@pytest.mark.parametrize("turn", [0, 1, 2, 3])
+def test_turn_box_follows_np_rot90(turn: int) -> None:
+    from dimflow.pipeline import turn_box
+
+    page = np.zeros((60, 100), np.uint8)
+    page[10:20, 30:50] = 255  # a box x 30..50, y 10..20
+    turned = np.rot90(page, turn)
+    ys, xs = np.nonzero(turned)
+    moved = turn_box(Box(0, 30, 10, 50, 20, 1.0), turn, page.shape)
+    assert (moved.x0, moved.y0, moved.x1, moved.y1) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
