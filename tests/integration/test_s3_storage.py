@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 
 from blocks import S3ResultStorage
 from dimflow.storage import S3Storage, StorageConflict, storage_from_url
+from tests.storage_race import race_puts
 
 pytestmark = pytest.mark.integration
 
@@ -138,24 +138,7 @@ def test_server_refuses_overwrite_itself(store: S3Storage) -> None:
 
 def test_concurrent_different_puts_exactly_one_wins(store: S3Storage) -> None:
     n = 8
-    barrier = threading.Barrier(n)
-    outcomes: dict[int, str] = {}
-
-    def writer(i: int) -> None:
-        barrier.wait()
-        try:
-            store.put("race.json", f"writer {i}".encode())
-            outcomes[i] = "won"
-        except StorageConflict:
-            outcomes[i] = "conflict"
-        except Exception as e:  # pragma: no cover - reported by the assertion below
-            outcomes[i] = repr(e)
-
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = race_puts(store, "race.json", [f"writer {i}".encode() for i in range(n)])
     winners = [i for i, o in outcomes.items() if o == "won"]
     assert len(winners) == 1, outcomes
     assert list(outcomes.values()).count("conflict") == n - 1, outcomes

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from dimflow.storage import (
     StorageError,
     storage_from_url,
 )
+from tests.storage_race import race_puts
 
 
 def _tree(root: Path) -> list[str]:
@@ -99,25 +99,7 @@ def test_failure_mid_write_leaves_nothing(store: LocalStorage, monkeypatch: pyte
 
 def test_concurrent_different_puts_exactly_one_wins(store: LocalStorage) -> None:
     n = 16
-    barrier = threading.Barrier(n)
-    outcomes: dict[int, str] = {}
-
-    def writer(i: int) -> None:
-        payload = f"writer {i}".encode() * 1000
-        barrier.wait()
-        try:
-            store.put("race/result.json", payload)
-            outcomes[i] = "won"
-        except StorageConflict:
-            outcomes[i] = "conflict"
-        except Exception as e:  # pragma: no cover - reported by the assertion below
-            outcomes[i] = repr(e)
-
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = race_puts(store, "race/result.json", [f"writer {i}".encode() * 1000 for i in range(n)])
     winners = [i for i, o in outcomes.items() if o == "won"]
     assert len(winners) == 1, outcomes
     assert sorted(outcomes.values()).count("conflict") == n - 1, outcomes
@@ -126,23 +108,8 @@ def test_concurrent_different_puts_exactly_one_wins(store: LocalStorage) -> None
 
 
 def test_concurrent_same_puts_all_succeed(store: LocalStorage) -> None:
-    n = 8
-    barrier = threading.Barrier(n)
-    errors: list[BaseException] = []
-
-    def writer() -> None:
-        barrier.wait()
-        try:
-            store.put("same.json", b"identical")
-        except BaseException as e:  # pragma: no cover - reported by the assertion below
-            errors.append(e)
-
-    threads = [threading.Thread(target=writer) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    outcomes = race_puts(store, "same.json", [b"identical"] * 8)
+    assert set(outcomes.values()) == {"won"}, outcomes
     assert _tree(store.root) == ["same.json"]
 
 
