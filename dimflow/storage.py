@@ -172,6 +172,12 @@ def _error_code(e: Exception) -> tuple[str, int]:
     return code, status
 
 
+def _missing(e: Exception) -> bool:
+    """An S3 error that only says the key is absent (GET answers NoSuchKey, HEAD a bare 404)."""
+    code, status = _error_code(e)
+    return code in ("NoSuchKey", "404", "NotFound") or status == 404
+
+
 # a 409 means another conditional write to the same key was in flight; S3 asks the client to retry
 _INFLIGHT_ROUNDS = 5
 
@@ -249,8 +255,7 @@ class S3Storage:
         try:
             return self.client().get_object(Bucket=self.bucket, Key=full_key)["Body"].read()
         except ClientError as e:
-            code, status = _error_code(e)
-            if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+            if _missing(e):
                 return None
             raise StorageError(f"cannot read s3://{self.bucket}/{full_key}: {e}") from e
         except BotoCoreError as e:
@@ -314,8 +319,7 @@ class S3Storage:
         try:
             self.client().head_object(Bucket=self.bucket, Key=full_key)
         except ClientError as e:
-            code, status = _error_code(e)
-            if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+            if _missing(e):
                 return False
             raise StorageError(f"cannot check s3://{self.bucket}/{full_key}: {e}") from e
         except BotoCoreError as e:
