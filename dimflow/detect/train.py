@@ -228,10 +228,15 @@ def _once_per_epoch(on_epoch: Callable[[int, dict[str, float]], None]) -> Callab
     return callback
 
 
+def _metric(name: str) -> str:
+    """ultralytics' column name as an MLflow metric: `metrics/mAP50(B)` -> `metrics_mAP50`."""
+    return name.replace("/", "_").replace("(B)", "")
+
+
 def _epoch_row(trainer) -> dict[str, float]:
     """One epoch as MLflow metrics, named as `_history` names the results.csv columns."""
     row = {**trainer.label_loss_items(trainer.tloss, prefix="train"), **trainer.metrics}
-    return {k.replace("/", "_").replace("(B)", ""): float(v) for k, v in row.items()}
+    return {_metric(k): float(v) for k, v in row.items()}
 
 
 def _history(csv: Path) -> list[dict[str, float]]:
@@ -242,9 +247,7 @@ def _history(csv: Path) -> list[dict[str, float]]:
     rows = []
     for line in lines[1:]:
         vals = [v.strip() for v in line.split(",")]
-        rows.append(
-            {k.replace("/", "_").replace("(B)", ""): float(v) for k, v in zip(head, vals, strict=False) if k != "epoch"}
-        )
+        rows.append({_metric(k): float(v) for k, v in zip(head, vals, strict=False) if k != "epoch"})
     return rows
 
 
