@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -112,6 +113,17 @@ class TextEngine:
         imgs = [np.dstack([np.rot90(c, k=-1) if c.shape[0] > 1.5 * c.shape[1] else c] * 3) for c in crops]
         res, _ = self.engine.text_rec(imgs)
         return [(" ".join(str(t).split()), max(0.0, min(1.0, float(score)))) for t, score in res]
+
+
+def models_from(folder: Path, device: str = "cpu") -> ModelSet:
+    """A model set straight from a folder of model folders (the shipped models/baseline), without
+    the registry: for GPU checks and behaviour tests, not for serving."""
+    from dimflow.lifecycle import get_kind
+
+    load = {k: get_kind(k).load(folder / k) for k in MODEL_KEYS.values()}
+    for k in ("reader", "segmenter"):
+        load[k] = load[k].to(device)
+    return ModelSet(load["detector"], load["reader"], load["segmenter"], TextEngine(), {})
 
 
 _MODELS: ModelSet | None = None

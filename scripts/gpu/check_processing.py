@@ -22,15 +22,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from dimflow import pipeline  # noqa: E402
-from dimflow.lifecycle import BASELINE_DIR, get_kind  # noqa: E402
+from dimflow.lifecycle import BASELINE_DIR  # noqa: E402
 from dimflow.synth.generate import generate  # noqa: E402
-
-
-def models(device: str) -> pipeline.ModelSet:
-    load = {k: get_kind(k).load(BASELINE_DIR / k) for k in ("detector", "reader", "segmenter")}
-    for k in ("reader", "segmenter"):
-        load[k] = load[k].to(device)
-    return pipeline.ModelSet(load["detector"], load["reader"], load["segmenter"], pipeline.TextEngine(), {})
 
 
 def main() -> int:
@@ -39,7 +32,7 @@ def main() -> int:
     drawings = [np.asarray(generate(303, i).rendered.image) for i in range(4)]
     out = {}
     for device in ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",):
-        ms = models(device)
+        ms = pipeline.models_from(BASELINE_DIR, device)
         pipeline.process_page(ms, drawings[0], "0" * 64)  # warm-up
         results, times = [], []
         for g in drawings:
