@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+from dimflow.settings import local_run_environment
+
+local_run_environment()
 
 
 def drawings(sheet: str, dpi: int, n: int, work: Path) -> list[Path]:

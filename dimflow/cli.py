@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dimflow.settings import get_settings
+from dimflow.settings import get_settings, local_run_environment
 
 app = typer.Typer(
     help="dimflow: mechanical engineering drawings in, every dimension out as structured data.",
@@ -155,17 +155,6 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def _prefect_defaults() -> None:
-    """Embedded defaults for Prefect's local API: a startup timeout a cold 2-core machine meets,
-    and no telemetry from an air-gapped plant."""
-    import os
-
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-
 class _NoTracebackForBadInput(logging.Filter):
     """A bad upload is the user's to fix: its reason is enough, Prefect's traceback is noise."""
 
@@ -199,7 +188,7 @@ def process(
     ] = None,
 ) -> None:
     """Process drawings through the process-drawing flow: contract JSON, ballooned PNG and CSV per page."""
-    _prefect_defaults()
+    local_run_environment()
     files = expand_inputs(inputs)
     if not files:
         raise fail(f"no drawings found in {' '.join(inputs)} (looked for {', '.join(SUPPORTED)})")

@@ -32,3 +32,15 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def local_run_environment() -> None:
+    """Embedded defaults for running flows on Prefect's local API (CLI, benchmarks): a startup
+    timeout a cold 2-core machine meets, and no telemetry from an air-gapped plant. Variables
+    already set win."""
+    import os
+
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
