@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io as _io
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +88,17 @@ def load_drawing(path: str, storage: str | None = None) -> list[dict[str, Any]]:
 
 
 def _gray(page: dict[str, Any], storage: str | None) -> np.ndarray:
-    data = resolve_storage(storage).get(page["key"])
-    return np.asarray(Image.open(_io.BytesIO(data)).convert("L"))
+    return _page_pixels(storage, page["key"])
+
+
+@lru_cache(maxsize=4)
+def _page_pixels(storage: str | None, key: str) -> np.ndarray:
+    """A stored page, fetched and decoded once for the detect, read, segment and persist tasks of
+    a worker (page keys carry the pixels' hash, so a cached page never goes stale); read-only,
+    since the tasks share it."""
+    gray = np.array(Image.open(_io.BytesIO(resolve_storage(storage).get(key))).convert("L"))
+    gray.setflags(write=False)
+    return gray
 
 
 def _stage_key(stage: str):
