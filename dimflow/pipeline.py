@@ -220,7 +220,6 @@ def interpret(r: Reading) -> Reading:
 class Strokes:
     segments: np.ndarray  # (N, 4) x1, y1, x2, y2
     cls: np.ndarray  # (N,) 0 contour, 1 dimension, 2 text, 3 other
-    prob: np.ndarray  # (N, 4)
 
 
 @dataclass
@@ -329,8 +328,8 @@ def segment(models: ModelSet, gray: np.ndarray) -> Strokes:
 
     MODEL_CALLS["segment"] += 1
     g = build_graph(gray)
-    cls, prob = models.segmenter.predict(g)
-    return Strokes(g.segments.astype(np.float32), cls.astype(np.int64), prob.astype(np.float32))
+    cls, _ = models.segmenter.predict(g)
+    return Strokes(g.segments.astype(np.float32), cls.astype(np.int64))
 
 
 # ---------------------------------------------------------------- merge

@@ -199,7 +199,7 @@ def merge_page(
         item = pipeline.Reading(_boxes([r["box"]])[0], r["raw"], r["confidence"])
         parsed.append(pipeline.interpret(item) if item.box.cls == 0 else item)
     seg = np.asarray(strokes["dimension_segments"], np.float32).reshape(-1, 4)
-    stroke_map = pipeline.Strokes(seg, np.ones(len(seg), np.int64), np.zeros((len(seg), 4), np.float32))
+    stroke_map = pipeline.Strokes(seg, np.ones(len(seg), np.int64))
     result = pipeline.merge(
         parsed,
         stroke_map,

@@ -36,7 +36,7 @@ def test_interpret_leaves_text_that_is_no_dimension() -> None:
 
 def _strokes(*segs: tuple[float, float, float, float]) -> Strokes:
     seg = np.array(segs, np.float32).reshape(-1, 4)
-    return Strokes(seg, np.ones(len(seg), np.int64), np.zeros((len(seg), 4), np.float32))
+    return Strokes(seg, np.ones(len(seg), np.int64))
 
 
 def test_dimension_support_counts_dimension_strokes_next_to_the_box() -> None:
