@@ -18,6 +18,12 @@ SCHEMA_VERSION = "1"
 
 Kind = Literal["linear", "diameter", "radius", "angular", "thread", "chamfer"]
 BBox = tuple[float, float, float, float]
+Characteristic = Literal[
+    "straightness", "flatness", "circularity", "cylindricity", "profile_of_a_line", "profile_of_a_surface",
+    "angularity", "perpendicularity", "parallelism", "position", "concentricity", "symmetry",
+    "circular_runout", "total_runout",
+]  # fmt: skip
+Modifier = Literal["M", "L", "F", "P", "T", "U", "S", "CZ", "ST", "E"]
 
 
 class _Strict(BaseModel):
@@ -36,7 +42,7 @@ class Dimension(_Strict):
     text: str
     kind: Kind
     nominal: float
-    unit: Literal["mm", "deg"]
+    unit: Literal["mm", "deg", "in"]
     upper: float | None
     lower: float | None
     fit: str | None
@@ -53,6 +59,42 @@ class TextItem(_Strict):
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
+class FeatureControlFrame(_Strict):
+    """One row of a GD&T feature control frame: never a dimension."""
+
+    id: str | None = None
+    text: str
+    characteristic: Characteristic
+    tolerance: float = Field(ge=0.0)
+    unit: Literal["mm", "in"] | None = None
+    zone: Literal["width", "diameter", "spherical_diameter"]
+    modifiers: list[Modifier] = Field(default_factory=list)
+    datums: list[str] = Field(default_factory=list)
+    count: int = Field(default=1, ge=1)
+    bbox: BBox
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class DatumSymbol(_Strict):
+    label: str
+    bbox: BBox
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class SurfaceFinish(_Strict):
+    text: str
+    parameter: Literal["Ra", "Rz", "Rmax", "Rt", "N"]
+    value: float = Field(ge=0.0)
+    unit: Literal["um", "uin"] = "um"
+    bbox: BBox
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class TitleBlock(_Strict):
+    bbox: BBox | None = None
+    fields: dict[str, str | None] = Field(default_factory=dict)
+
+
 class DrawingResult(_Strict):
     schema_version: Literal["1"] = SCHEMA_VERSION
     drawing_id: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -62,6 +104,11 @@ class DrawingResult(_Strict):
     dimensions: list[Dimension] = Field(default_factory=list)
     texts: list[TextItem] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    # the contract's other characteristics: always written, empty until the readers learn them
+    gdt: list[FeatureControlFrame] = Field(default_factory=list)
+    datums: list[DatumSymbol] = Field(default_factory=list)
+    surface_finish: list[SurfaceFinish] = Field(default_factory=list)
+    title_block: TitleBlock | None = None
 
     def to_json(self) -> str:
         """Stable JSON (sorted keys): byte-identical for identical results."""
@@ -69,10 +116,18 @@ class DrawingResult(_Strict):
         for dim in data["dimensions"]:
             if dim.get("id") is None:
                 dim.pop("id", None)
-        for text in data["texts"]:
-            if text.get("confidence") is None:
-                text.pop("confidence", None)
+        for item in data["texts"] + data["gdt"] + data["datums"] + data["surface_finish"]:
+            for optional in ("id", "confidence", "unit"):
+                if optional in item and item[optional] is None:
+                    item.pop(optional)
+        if data["title_block"] is not None and data["title_block"].get("bbox") is None:
+            data["title_block"].pop("bbox", None)
         return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+
+    def content_hash(self) -> str:
+        """sha256 of what the result says, without how long it took: reruns that find the same
+        things hash the same, so storage keyed on it stores a result once."""
+        return hashlib.sha256(self.model_copy(update={"timings_ms": {}}).to_json().encode()).hexdigest()
 
 
 def drawing_id(data: bytes) -> str:

@@ -9,7 +9,19 @@ import pytest
 from pydantic import ValidationError
 
 from dimflow.grammar import parse
-from dimflow.schema import Dimension, DrawingResult, ImageSize, TextItem, drawing_id, json_schema, validate_json
+from dimflow.schema import (
+    DatumSymbol,
+    Dimension,
+    DrawingResult,
+    FeatureControlFrame,
+    ImageSize,
+    SurfaceFinish,
+    TextItem,
+    TitleBlock,
+    drawing_id,
+    json_schema,
+    validate_json,
+)
 
 from ..conftest import SHARED
 
@@ -80,3 +92,34 @@ def test_schema_rejects_what_the_contract_forbids() -> None:
 def test_shipped_schema_copy_equals_shared_contract() -> None:
     shared = json.loads((SHARED / "contracts" / "drawing-result.schema.json").read_text())
     assert json_schema() == shared
+
+
+def test_other_characteristics_are_always_written_and_validate() -> None:
+    """The contract's optional keys are present (empty) on every result, and filled ones validate."""
+    empty = json.loads(_result().to_json())
+    assert (empty["gdt"], empty["datums"], empty["surface_finish"], empty["title_block"]) == ([], [], [], None)
+    filled = _result()
+    filled.gdt = [
+        FeatureControlFrame(text="⌖ Ø0.3 M A B C", characteristic="position", tolerance=0.3, zone="diameter",
+                            modifiers=["M"], datums=["A", "B", "C"], bbox=(1, 2, 30, 12), confidence=0.8)
+    ]  # fmt: skip
+    filled.datums = [DatumSymbol(label="A", bbox=(5, 5, 9, 9), confidence=0.9)]
+    filled.surface_finish = [SurfaceFinish(text="Ra 1.6", parameter="Ra", value=1.6, bbox=(3, 3, 8, 8))]
+    filled.title_block = TitleBlock(fields={"material": "AL 6061-T6", "scale": "1:2"})
+    doc = json.loads(filled.to_json())
+    validate_json(doc)
+    assert doc["gdt"][0]["datums"] == ["A", "B", "C"] and "unit" not in doc["gdt"][0]
+    assert doc["surface_finish"][0]["unit"] == "um"
+    assert doc["title_block"] == {"fields": {"material": "AL 6061-T6", "scale": "1:2"}}
+    doc["gdt"][0]["characteristic"] = "roundness"  # not an ISO 1101 / ASME name
+    with pytest.raises(jsonschema.ValidationError):
+        validate_json(doc)
+
+
+def test_inch_dimensions_are_in_the_contract() -> None:
+    doc = json.loads(_result().to_json())
+    doc["dimensions"][0]["unit"] = "in"
+    validate_json(doc)
+    doc["dimensions"][0]["unit"] = "inch"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_json(doc)
