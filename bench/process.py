@@ -3,7 +3,7 @@ overhead per flow run.
 
 .venv/bin/python bench/process.py [--n 3] [--dpi 200]
 
-Stages run in-process through dimflow.pipeline (models loaded once, as in a warm worker); then
+Stages run in-process through dimflow.stages (models loaded once, as in a warm worker); then
 the same drawings go through the `process-drawing` flow on Prefect's local API with an empty
 cache, and the difference per run is the engine's overhead (tasks, result persistence, storage).
 """
@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from dimflow.settings import local_run_environment
+from dimflow.settings import configure_environment
 
-local_run_environment()
+configure_environment()
 
 
 def drawings(sheet: str, dpi: int, n: int, work: Path) -> list[Path]:
@@ -51,24 +51,26 @@ def main() -> None:
 
     import torch
 
-    from dimflow import io as dio
-    from dimflow import pipeline, report
+    from dimflow import champions, report, stages
+    from dimflow import inputs as dio
     from dimflow.schema import drawing_id
 
     t0 = time.perf_counter()
-    models = pipeline.get_models()
+    models = champions.get_models()
     load_s = time.perf_counter() - t0
     figures: dict[str, object] = {"threads": torch.get_num_threads(), "models": models.key, "model_load_s": load_s}
     for sheet in ("A4", "A3"):
         files = drawings(sheet, args.dpi, args.n, work)
-        pipeline.process_page(models, dio.load_path(files[0])[0].gray, "0" * 64)  # warm-up
-        stages: dict[str, list[float]] = {}
+        warm = dio.load_path(files[0])[0].gray
+        stages.process_page(models, warm, stages.loose_page(warm))  # warm-up
+        took: dict[str, list[float]] = {}
         for f in files:
             t = time.perf_counter()
             data = f.read_bytes()
             page = dio.load_pages(data, f.name)[0]
             t_load = (time.perf_counter() - t) * 1000
-            result = pipeline.process_page(models, page.gray, drawing_id(data), str(f))
+            ref = stages.loose_page(page.gray, str(f), page.dpi, drawing_id(data))
+            result = stages.process_page(models, page.gray, ref)
             t_out = time.perf_counter()
             report.balloon_png(page.gray, result)
             report.inspection_csv(result)
@@ -76,10 +78,10 @@ def main() -> None:
             t_report = (time.perf_counter() - t_out) * 1000
             row = {"load": t_load, **result.timings_ms, "outputs": t_report, "total": (time.perf_counter() - t) * 1000}
             for k, v in row.items():
-                stages.setdefault(k, []).append(v)
+                took.setdefault(k, []).append(v)
         h, w = page.gray.shape
-        figures[f"{sheet} {w}x{h} px, in-process ms"] = {k: round(statistics.mean(v), 1) for k, v in stages.items()}
-        figures[f"{sheet} in-process total ms"] = round(statistics.mean(stages["total"]), 1)
+        figures[f"{sheet} {w}x{h} px, in-process ms"] = {k: round(statistics.mean(v), 1) for k, v in took.items()}
+        figures[f"{sheet} in-process total ms"] = round(statistics.mean(took["total"]), 1)
         figures[f"_{sheet}_files"] = [str(f) for f in files]
 
     from flows.process import process_drawing

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dimflow.settings import get_settings, local_run_environment
+from dimflow.registry import RegistryError
+from dimflow.settings import configure_environment, get_settings
 
 app = typer.Typer(
     help="dimflow: mechanical engineering drawings in, every dimension out as structured data.",
@@ -135,31 +136,48 @@ def _train(key: str, data: Path, params, promote: bool) -> None:
         )
 
 
-SUPPORTED = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pdf")
+DRAWING_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pdf")
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
+def expand_inputs(inputs: list[str]) -> tuple[list[Path], dict[Path, str]]:
     """Files as given, folders as their drawings (sorted), globs expanded; a missing path stays,
-    so that it is reported as failed rather than skipped."""
+    so that it is reported as failed rather than skipped.
+
+    A folder's files are sorted by content, not name (an upload renamed `.dat` is a drawing): a
+    file whose bytes are a supported type is processed, and so is one named like a drawing (a
+    corrupt `.png` fails with its reason); any other file is skipped and returned with why."""
     import glob
 
+    from dimflow.inputs import BadInput, sniff_file
+
     found: list[Path] = []
+    skipped: dict[Path, str] = {}
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUPPORTED)
+            for f in sorted(f for f in p.iterdir() if f.is_file()):
+                try:
+                    sniff_file(f)
+                except BadInput as exc:
+                    if f.suffix.lower() not in DRAWING_SUFFIXES and exc.reason == "unsupported_type":
+                        skipped[f] = str(exc)
+                        continue
+                except OSError as exc:
+                    skipped[f] = f"cannot be read: {exc}"
+                    continue
+                found.append(f)
         elif any(ch in item for ch in "*?["):
             found += sorted(Path(f) for f in glob.glob(item, recursive=True) if Path(f).is_file())
         else:
             found.append(p)
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys(found)), skipped
 
 
 class _NoTracebackForBadInput(logging.Filter):
     """A bad upload is the user's to fix: its reason is enough, Prefect's traceback is noise."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from dimflow.io import BadInput
+        from dimflow.inputs import BadInput
 
         if record.exc_info and isinstance(record.exc_info[1], BadInput):
             record.exc_info, record.exc_text = None, None
@@ -188,10 +206,19 @@ def process(
     ] = None,
 ) -> None:
     """Process drawings through the process-drawing flow: contract JSON, ballooned PNG and CSV per page."""
-    local_run_environment()
-    files = expand_inputs(inputs)
+    configure_environment()
+    files, skipped = expand_inputs(inputs)
+    for f, why in skipped.items():
+        console.print(f"[yellow]skipped[/yellow] {f}: {why}")
     if not files:
-        raise fail(f"no drawings found in {' '.join(inputs)} (looked for {', '.join(SUPPORTED)})")
+        raise fail(f"no drawings found in {' '.join(inputs)} (looked at every file's content for PNG, JPEG, "
+                   "TIFF, BMP or PDF)")  # fmt: skip
+    from dimflow.champions import champion_versions
+
+    try:  # before Prefect starts: a registry that is down or empty fails every file the same way
+        champion_versions()
+    except RegistryError as exc:
+        raise fail(str(exc), code=1) from None
     from flows.process import process_drawing
     from tasks.process import resolve_storage
 
@@ -206,22 +233,24 @@ def process(
         for f in files:
             bar.update(task, description=f"process {f.name}")
             state = process_drawing(str(f), storage, return_state=True)
+            bar.advance(task)
             if not state.is_completed():
                 exc = state.result(raise_on_failure=False)
                 failed[str(f)] = str(exc) if isinstance(exc, BaseException) else (state.message or state.name)
                 console.print(f"[red]failed[/red] {f}: {failed[str(f)]}")
-                bar.advance(task)
+                if isinstance(exc, RegistryError):  # every other file would fail the same way
+                    raise fail(f"{failed[str(f)]}", code=1)
                 continue
             store = resolve_storage(storage)
             stem = f.stem if f.stem not in used else f"{f.parent.name}-{f.stem}"
             used.add(stem)
-            for page in state.result():
-                for ext, key in (("json", "json"), ("png", "png"), ("csv", "csv")):
-                    _write_atomic(out / f"{stem}{page['suffix']}.{ext}", store.get(page["keys"][key]))
+            for done in state.result():
+                for ext in ("json", "png", "csv"):
+                    _write_atomic(out / f"{stem}{done.page.suffix}.{ext}", store.get(done.objects[ext]))
                 console.print(
-                    f"{f}{page['suffix']}: {page['n_dimensions']} dimensions -> {out / stem}{page['suffix']}.json"
+                    f"{f}{done.page.suffix}: {done.n_dimensions} dimensions -> {out / stem}{done.page.suffix}.json"
+                    + ("" if done.written else " (already stored)")
                 )
-            bar.advance(task)
     if failed:
         raise fail(f"{len(failed)} of {len(files)} file(s) failed: " + "; ".join(failed), code=1)
 
@@ -316,7 +345,7 @@ def models_bootstrap() -> None:
     try:
         for key, state in bootstrap().items():
             console.print(f"{key}: {state}")
-    except ChecksumError as exc:
+    except (ChecksumError, RegistryError) as exc:
         raise fail(str(exc)) from None
 
 
@@ -327,7 +356,7 @@ def models_evaluate(
 ) -> None:
     """Evaluate each champion on a split and print its metrics."""
     from dimflow.lifecycle import evaluate_champions
-    from dimflow.registry import ChecksumError, RegistryError
+    from dimflow.registry import ChecksumError
 
     if not (split / "images").is_dir():
         raise fail(f"{split} has no images/; run `dvc repro` first")

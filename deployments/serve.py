@@ -29,4 +29,7 @@ def deployments(limit: int = 2) -> list[RunnerDeployment]:
 
 
 if __name__ == "__main__":
+    from dimflow.lifecycle import bootstrap
+
+    bootstrap()  # the deploy step: register the shipped models where the registry has no champion
     serve(*deployments())

@@ -106,6 +106,12 @@ def sniff(data: bytes, name: str = "input") -> str:
     )
 
 
+def sniff_file(path: Path) -> str:
+    """`sniff` on a file's first bytes, without reading the rest (to sort a folder's files by content)."""
+    with Path(path).open("rb") as f:
+        return sniff(f.read(1024), Path(path).name)
+
+
 def load_pages(data: bytes, name: str = "input", limits: Limits | None = None) -> list[Page]:
     """All pages of one input file, each checked against the limits; BadInput for anything unusable."""
     return list(iter_pages(data, name, limits))

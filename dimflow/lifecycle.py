@@ -8,7 +8,6 @@ decides promotion, so the three models share one code path.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -18,12 +17,7 @@ from typing import Any
 
 from dimflow import registry
 from dimflow.registry import CHALLENGER, CHAMPION, MODEL_NAMES
-
-# the shipped model set; DIMFLOW_BASELINE_DIR points elsewhere (an image that installs the package
-# into site-packages keeps the models beside its working copy)
-BASELINE_DIR = Path(
-    os.environ.get("DIMFLOW_BASELINE_DIR") or Path(__file__).resolve().parent.parent / "models" / "baseline"
-)
+from dimflow.settings import get_settings
 
 
 @dataclass(frozen=True)
@@ -126,8 +120,11 @@ def promote_if_better(key: str, split: Path) -> dict:
     return {"promoted": False, "challenger": chall, "champion": champ}
 
 
-def bootstrap(baseline: Path = BASELINE_DIR) -> dict[str, str]:
-    """Register the shipped baseline models as version 1 / champion where the registry lacks them."""
+def bootstrap(baseline: Path | None = None) -> dict[str, str]:
+    """Register the shipped baseline models (settings' `baseline_dir`) as version 1 / champion where
+    the registry lacks them. Only setup and deploy steps call this, never serving: a lookup that
+    fails raises instead of reading as "absent", so a flaky registry cannot re-register a model."""
+    baseline = baseline or get_settings().baseline_dir
     done = {}
     for key in KINDS:
         kind = get_kind(key)
@@ -168,8 +165,9 @@ def evaluate_champions(split: Path, keys: list[str] | None = None) -> dict[str, 
     return out
 
 
-def export_baseline(key: str, test_split: Path, command: str, baseline: Path = BASELINE_DIR) -> Path:
+def export_baseline(key: str, test_split: Path, command: str, baseline: Path | None = None) -> Path:
     """Copy the champion into the shipped baseline with its model card and test metrics."""
+    baseline = baseline or get_settings().baseline_dir
     kind = get_kind(key)
     reg = registry.load(kind.name, CHAMPION)
     train_metrics = json.loads((reg.path / "metrics.json").read_text())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -17,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from dimflow.settings import get_settings
+from dimflow.settings import configure_environment, get_settings
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -30,6 +29,10 @@ class ChecksumError(RuntimeError):
 
 class RegistryError(RuntimeError):
     """The registry cannot give the requested model."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry did not answer, or answered with an error: nothing can be concluded from it."""
 
 
 def sha256_file(path: Path) -> str:
@@ -103,8 +106,7 @@ def tracking_uri() -> str:
 
 
 def _client():
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per load clutters logs
+    configure_environment()  # no telemetry, no progress bars, bounded request timeouts and retries
     import mlflow
     from mlflow import MlflowClient
 
@@ -175,6 +177,8 @@ def log_and_register(
     """Log one training run (params, per-epoch metrics, model files, data and code versions)
     and register its model as a new version of `name`. With `run_id` (a `training_run` that
     already logged its epochs live) the run is completed instead of a new one started."""
+    from mlflow.exceptions import MlflowException
+
     mlflow, client = _client()
     exp_id = _experiment(mlflow, client, name)
     sums = checksums(model_dir)
@@ -189,8 +193,8 @@ def log_and_register(
         source = f"{run.info.artifact_uri}/model"
     try:
         client.create_registered_model(name)
-    except Exception as exc:  # already exists
-        if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     mv = client.create_model_version(
         name, source, run_id=run.info.run_id, tags={f"sha256:{k}": v for k, v in sums.items()} | {"dataset": dataset}
@@ -205,32 +209,60 @@ def set_alias(name: str, alias: str, version: int) -> None:
     client.set_registered_model_alias(name, alias, str(version))
 
 
+def _registry_error(name: str, what: str, exc: Exception) -> RegistryUnavailable:
+    return RegistryUnavailable(f"{name}: cannot {what} from the MLflow registry at {tracking_uri()}: {exc}")
+
+
+def _not_found(exc: Exception) -> bool:
+    """MLflow's own code for an absent resource (never its message text, which changes between releases)."""
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
 def versions(name: str) -> list[int]:
-    """Every registered version of `name`, newest first (for falling back past a broken champion)."""
+    """Every registered version of `name`, newest first (for falling back past a broken champion).
+
+    An unregistered model has none; any other failure (a registry that is down or answers an
+    error) raises `RegistryError`: "cannot tell" is never "nothing there"."""
     _, client = _client()
     try:
         found = client.search_model_versions(f"name='{name}'")
-    except Exception:
-        return []
+    except Exception as exc:
+        raise _registry_error(name, "list versions", exc) from exc
     return sorted((int(v.version) for v in found), reverse=True)
 
 
 def version_by_alias(name: str, alias: str = CHAMPION) -> int | None:
+    """The version `alias` points at; None only when the model or the alias does not exist.
+
+    Read from the registered model's alias table: MLflow answers a missing alias with the same
+    error code as a malformed request, while a missing model has its own code."""
     _, client = _client()
     try:
-        return int(client.get_model_version_by_alias(name, alias).version)
-    except Exception:
-        return None
+        model = client.get_registered_model(name)
+    except Exception as exc:
+        if _not_found(exc):
+            return None
+        raise _registry_error(name, f"look up alias '{alias}'", exc) from exc
+    version = (model.aliases or {}).get(alias)
+    return int(version) if version is not None else None
 
 
 def load(name: str, alias: str = CHAMPION, version: int | None = None, dest: Path | None = None) -> RegisteredModel:
     """Download a registered version (by alias or number) and verify every file's checksum."""
     mlflow, client = _client()
+    if version is None:
+        version = version_by_alias(name, alias)
+        if version is None:
+            raise RegistryError(f"{name}: no alias '{alias}' in the registry at {tracking_uri()}")
+    what = f"version {version}"
     try:
-        mv = client.get_model_version(name, str(version)) if version else client.get_model_version_by_alias(name, alias)
+        mv = client.get_model_version(name, str(version))
     except Exception as exc:
-        what = f"version {version}" if version else f"alias '{alias}'"
-        raise RegistryError(f"{name}: no {what} in the registry at {tracking_uri()} ({exc})") from exc
+        if _not_found(exc):
+            raise RegistryError(f"{name}: no {what} in the registry at {tracking_uri()}") from exc
+        raise _registry_error(name, f"get {what}", exc) from exc
     expected = {k.removeprefix("sha256:"): v for k, v in mv.tags.items() if k.startswith("sha256:")}
     if not expected:
         raise RegistryError(f"{name}/{mv.version}: no checksums recorded; refusing to load unverified weights")

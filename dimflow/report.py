@@ -7,13 +7,17 @@ JSON agree on numbering; a first-article report cites the balloon number.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from dimflow.champions import models_key
+from dimflow.records import PageRef, StoredResult
 from dimflow.schema import DrawingResult
+from dimflow.storage import Storage, StorageConflict
 
 _FONT = Path(__file__).resolve().parent / "synth" / "fonts" / "DejaVuSans.ttf"
 LOW_CONFIDENCE = 0.5  # balloons below this are drawn in orange: check these first
@@ -73,3 +77,61 @@ def inspection_csv(result: DrawingResult) -> bytes:
         row = (n, d.id, d.text, str(d.kind), d.nominal, d.unit, d.upper, d.lower, d.fit, d.count, d.confidence)
         out.writerow([*("" if v is None else v for v in row), " ".join(f"{v:.1f}" for v in d.bbox)])
     return buf.getvalue().encode("utf-8")
+
+
+def result_prefix(page: PageRef, result: DrawingResult) -> str:
+    """Where a page's result lives: the input's content hash, the page, the exact model versions and
+    what the result says (not its timings), so an identical rerun finds its result already there."""
+    models = hashlib.sha256(models_key(result.models).encode()).hexdigest()[:12]
+    return f"results/{page.drawing_id}/p{page.page}-{models}-{result.content_hash()[:12]}"
+
+
+def persist(store: Storage, page: PageRef, result: DrawingResult, gray: np.ndarray) -> StoredResult:
+    """Result JSON, ballooned PNG and inspection CSV under `result_prefix`; nothing stored is replaced.
+
+    The JSON goes last, so its presence says the three are complete; an identical result already
+    stored (a rerun, or a concurrent run of the same drawing) is kept as it is, first timings and all."""
+    base = result_prefix(page, result)
+    keys = {"json": f"{base}/result.json", "png": f"{base}/balloons.png", "csv": f"{base}/inspection.csv"}
+    written = not store.exists(keys["json"])
+    if written:
+        store.put(keys["png"], balloon_png(gray, result), "image/png")
+        store.put(keys["csv"], inspection_csv(result), "text/csv")
+        try:
+            store.put(keys["json"], result.to_json().encode(), "application/json")
+        except StorageConflict:  # the same result, stored by a concurrent run with its own timings
+            if DrawingResult.model_validate_json(store.get(keys["json"])).content_hash() != result.content_hash():
+                raise
+            written = False
+    stored = DrawingResult.model_validate_json(store.get(keys["json"])) if not written else result
+    return StoredResult(page=page, objects=keys, uris={k: store.uri(v) for k, v in keys.items()},
+                        n_dimensions=len(stored.dimensions), timings_ms=stored.timings_ms, written=written)  # fmt: skip
+
+
+def dimension_rows(results: list[tuple[StoredResult, DrawingResult]]) -> list[dict]:
+    """One row per dimension of every page, for a table a person scans (the flows' artifact)."""
+    rows = []
+    for done, result in results:
+        for n, d in enumerate(result.dimensions, 1):
+            rows.append({"drawing": done.page.source + done.page.suffix, "balloon": n, "text": d.text, "kind": d.kind,
+                         "nominal": d.nominal, "upper": d.upper, "lower": d.lower, "fit": d.fit, "count": d.count,
+                         "confidence": d.confidence})  # fmt: skip
+    return rows
+
+
+def summary_markdown(done: list[StoredResult], refs: dict[str, str], failed: dict[str, str] | None = None) -> str:
+    """What a run did, for the person who opens it in the Prefect UI: pages, timings, models, failures."""
+    lines = [
+        f"| `{d.page.source}{d.page.suffix}` | {d.n_dimensions} | {d.timings_ms} | {'new' if d.written else 'kept'} "
+        f"| {d.uris['json']} |"
+        for d in done
+    ]
+    models = "\n".join(f"- {k}: `{v}`" for k, v in sorted(refs.items()))
+    text = (
+        "# Drawings processed\n\n| drawing | dimensions | timings (ms) | stored | result |\n|---|---|---|---|---|\n"
+        + "\n".join(lines)
+        + f"\n\n## Models\n{models}\n"
+    )
+    if failed:
+        text += "\n## Failed\n" + "\n".join(f"- `{path}`: {why}" for path, why in failed.items()) + "\n"
+    return text

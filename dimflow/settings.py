@@ -1,22 +1,44 @@
-"""One settings object for dimflow: embedded defaults, overridden by DIMFLOW_* variables."""
+"""One settings object for dimflow: embedded defaults, overridden by DIMFLOW_* variables.
+
+This module is also the one place dimflow writes process environment variables: some libraries
+(MLflow's HTTP client, Prefect's local server, ultralytics) read their configuration only from
+there, so `configure_environment()` sets theirs from `Settings`, once, before they are used.
+"""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+if TYPE_CHECKING:
+    from dimflow.inputs import Limits
+
+_SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models" / "baseline"
+
 
 class Settings(BaseSettings):
-    """Where dimflow keeps its data and how it generates synthetic drawings."""
+    """Where dimflow keeps its data, which registry and storage it uses, and what input it accepts."""
 
     model_config = SettingsConfigDict(env_prefix="DIMFLOW_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(default=Path("data"), description="Datasets, local registry and results.")
     mlflow_tracking_uri: str | None = Field(
         default=None, description="MLflow tracking/registry URI; default: a sqlite file under data_dir/mlflow."
+    )
+    registry_timeout_s: int = Field(
+        default=15, ge=1, le=120, description="Seconds one MLflow registry request may take before it fails."
+    )
+    registry_retries: int = Field(
+        default=2, ge=0, le=10, description="Retries of a failed registry request (1 s, 2 s, ... backoff)."
+    )
+    baseline_dir: Path = Field(
+        default=_SHIPPED_MODELS,
+        description="The shipped model set `dimflow models bootstrap` registers (an image keeps it beside the code).",
     )
     storage_url: str | None = Field(
         default=None, description="Where pages and results go: a folder or s3://bucket/prefix; default: data_dir/store."
@@ -28,19 +50,45 @@ class Settings(BaseSettings):
     synth_seed: int = Field(default=1, description="Default seed of the synthetic generator.")
     synth_degrade_share: float = Field(default=0.3, ge=0.0, le=1.0, description="Share of degraded drawings.")
 
+    def limits(self) -> Limits:
+        """What one input file may cost (size, pixels, pages) and the dpi PDF pages render at."""
+        from dimflow.inputs import Limits
+
+        return Limits(
+            max_bytes=self.max_bytes, max_pixels=self.max_pixels, max_pages=self.max_pages, pdf_dpi=self.pdf_dpi
+        )
+
+    def ultralytics_dir(self) -> Path:
+        return self.data_dir.resolve() / "ultralytics"
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
 
 
-def local_run_environment() -> None:
-    """Embedded defaults for running flows on Prefect's local API (CLI, benchmarks): a startup
-    timeout a cold 2-core machine meets, and no telemetry from an air-gapped plant. Variables
-    already set win."""
-    import os
-
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+def configure_environment(settings: Settings | None = None) -> None:
+    """Embedded defaults for the libraries that read only environment variables; variables already
+    set win. Idempotent. No telemetry leaves an air-gapped plant; a registry that does not answer
+    fails a request in `registry_timeout_s` after `registry_retries` retries (MLflow's own default,
+    7 retries with a 2x backoff and a 120 s timeout, hangs a run for minutes); a cold 2-core machine
+    starts Prefect's local server within its timeout; ultralytics stays offline in its own folder."""
+    s = settings or get_settings()
+    defaults = {
+        "DO_NOT_TRACK": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(s.registry_timeout_s),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(s.registry_retries),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "YOLO_CONFIG_DIR": str(s.ultralytics_dir()),
+        "YOLO_VERBOSE": "false",
+    }
+    for name, value in defaults.items():
+        os.environ.setdefault(name, value)
+    # never left to a caller's environment: ultralytics must not download or pip-install at run time
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "false"

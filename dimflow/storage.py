@@ -193,7 +193,9 @@ class S3Storage:
     would overwrite, so for those pass `conditional_writes=False` to get the same head-then-put.
 
     Credentials left as None come from boto3's usual chain (environment, profile, instance role).
-    Transient errors are retried by botocore (standard mode, 5 attempts); a conflict is never retried.
+    Transient errors are retried here and only here, by botocore (standard mode, 5 attempts): the
+    tasks that store results do not retry on top. A conflict is never retried; a 409 (another
+    conditional write to the key in flight) is waited out for a few rounds, then reported.
     """
 
     bucket: str

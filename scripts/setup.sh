@@ -29,3 +29,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 .venv/bin/python -c "import cv2, torch, dimflow" || { echo "setup: the environment does not import; remove .venv and retry" >&2; exit 1; }
+# register the shipped models in the local registry (or DIMFLOW_MLFLOW_TRACKING_URI's) where it has none:
+# serving never does this itself, so a registry that is briefly unreachable cannot be re-seeded by accident
+.venv/bin/dimflow --quiet models bootstrap

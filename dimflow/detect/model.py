@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-CLASSES = ("dimension", "text", "title_block")
+from dimflow.records import CLASSES, Box
+
 ONNX = "detector.onnx"
 WEIGHTS = "detector.pt"
 CONFIG = "detector.json"
@@ -31,20 +32,6 @@ class DetectorConfig:
     # text keeps its size in pixels on bigger sheets: 1600 px over A3's 420 mm, up to max_imgsz
     px_per_mm: float = 1600 / 420
     max_imgsz: int = 4800
-
-
-@dataclass(frozen=True)
-class Box:
-    cls: int
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    score: float
-
-    @property
-    def label(self) -> str:
-        return CLASSES[self.cls]
 
 
 def letterbox(gray: np.ndarray, imgsz: int) -> tuple[np.ndarray, float, tuple[int, int]]:
@@ -83,7 +70,7 @@ class Detector:
     def __init__(self, folder: Path, cfg: DetectorConfig, providers: list[str] | None = None) -> None:
         import onnxruntime as ort
 
-        from dimflow.compute import onnx_providers
+        from dimflow.devices import onnx_providers
 
         self.folder, self.cfg = folder, cfg
         opts = ort.SessionOptions()

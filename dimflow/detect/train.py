@@ -13,10 +13,10 @@ from pathlib import Path
 
 import cv2
 
-from dimflow.compute import ultralytics_device
 from dimflow.detect.data import scaled
 from dimflow.detect.model import CLASSES, CONFIG, ONNX, WEIGHTS, Box, Detector, DetectorConfig
 from dimflow.detect.yolo_env import offline
+from dimflow.devices import ultralytics_device
 from dimflow.evaluate import iou
 from dimflow.settings import get_settings
 

@@ -7,18 +7,13 @@ hub. Call `offline()` before the first `import ultralytics` (the detect package 
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
-from dimflow.settings import get_settings
+from dimflow.settings import configure_environment
 
 _INTEGRATIONS = ("mlflow", "raytune", "tensorboard", "wandb", "clearml", "comet", "dvc", "neptune")
 _FONT = Path(__file__).resolve().parent.parent / "synth" / "fonts" / "DejaVuSans.ttf"
-
-
-def config_dir() -> Path:
-    return get_settings().data_dir.resolve() / "ultralytics"
 
 
 def offline() -> Path:
@@ -26,13 +21,11 @@ def offline() -> Path:
 
     Imports ultralytics (after the environment is set) to switch its integrations off.
     """
-    cfg = Path(os.environ.get("YOLO_CONFIG_DIR") or config_dir())
-    cfg.mkdir(parents=True, exist_ok=True)
-    os.environ["YOLO_CONFIG_DIR"] = str(cfg)
-    os.environ["YOLO_OFFLINE"] = "1"
-    os.environ["YOLO_AUTOINSTALL"] = "false"
-    os.environ.setdefault("YOLO_VERBOSE", "false")
+    configure_environment()  # YOLO_CONFIG_DIR, YOLO_OFFLINE, ... before the first import reads them
     from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
+
+    cfg = Path(USER_CONFIG_DIR)
+    cfg.mkdir(parents=True, exist_ok=True)
 
     for name in ("Arial.ttf", "Arial.Unicode.ttf"):  # plots look for these and would download them
         if not (Path(USER_CONFIG_DIR) / name).is_file():

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dimflow.compute import pick_device
+from dimflow.devices import pick_device
+from dimflow.epochs import EpochBook
 from dimflow.grammar import GrammarError, normalise
 from dimflow.read.model import CRNN, ReaderConfig, to_input, unstack
 from dimflow.read.orient import train_orientation
-from dimflow.training import EpochBook
 
 log = logging.getLogger(__name__)
 

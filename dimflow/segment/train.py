@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dimflow.compute import pick_device
+from dimflow.devices import pick_device
+from dimflow.epochs import EpochBook
 from dimflow.segment.model import SegmenterConfig, StrokeSAGE
 from dimflow.segment.vectorize import CLASSES, StrokeGraph, build_graph, label_strokes
 from dimflow.settings import get_settings
-from dimflow.training import EpochBook
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from dimflow.compute import pick_device  # noqa: E402
+from dimflow.devices import pick_device  # noqa: E402
 from dimflow.read import train as rd  # noqa: E402
 from dimflow.segment import train as seg  # noqa: E402
 from dimflow.synth.dataset import write_dataset  # noqa: E402

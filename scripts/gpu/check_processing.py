@@ -1,5 +1,5 @@
 """Processing on a lent GPU machine: the shipped models run a few generated drawings through
-dimflow.pipeline on the CPU and on CUDA; the dimensions must agree, and the stage times print.
+dimflow.stages on the CPU and on CUDA; the dimensions must agree, and the stage times print.
 
 Needs, besides train_detector.sh's wheels, rapidocr-onnxruntime, pyclipper and shapely in .whl/.
 
@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from dimflow import pipeline  # noqa: E402
-from dimflow.lifecycle import BASELINE_DIR  # noqa: E402
+from dimflow import champions, stages  # noqa: E402
+from dimflow.settings import get_settings  # noqa: E402
 from dimflow.synth.generate import generate  # noqa: E402
 
 
@@ -32,12 +32,12 @@ def main() -> int:
     drawings = [np.asarray(generate(303, i).rendered.image) for i in range(4)]
     out = {}
     for device in ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",):
-        ms = pipeline.models_from(BASELINE_DIR, device)
-        pipeline.process_page(ms, drawings[0], "0" * 64)  # warm-up
+        ms = champions.models_from(get_settings().baseline_dir, device)
+        stages.process_page(ms, drawings[0], stages.loose_page(drawings[0]))  # warm-up
         results, times = [], []
         for g in drawings:
             t = time.perf_counter()
-            r = pipeline.process_page(ms, g, "0" * 64)
+            r = stages.process_page(ms, g, stages.loose_page(g))
             times.append({**r.timings_ms, "total": round((time.perf_counter() - t) * 1000, 1)})
             results.append([(d.text, d.kind) for d in r.dimensions])
         mean = {k: round(float(np.mean([t[k] for t in times])), 1) for k in times[0]}

@@ -91,11 +91,12 @@ def test_ultralytics_is_offline(store: Path) -> None:
 
 
 def test_bootstrap_registers_the_shipped_set_once(store: Path) -> None:
-    from dimflow.lifecycle import BASELINE_DIR, bootstrap
+    from dimflow.lifecycle import bootstrap
+    from dimflow.settings import get_settings
 
     first = bootstrap()
     for key in ("segmenter", "reader"):
-        if (BASELINE_DIR / key / "checksums.json").is_file():
+        if (get_settings().baseline_dir / key / "checksums.json").is_file():
             assert first[key] == f"registered {registry.MODEL_NAMES[key]}/1"
             assert registry.version_by_alias(registry.MODEL_NAMES[key], registry.CHAMPION) == 1
             assert registry.load(registry.MODEL_NAMES[key]).version == 1

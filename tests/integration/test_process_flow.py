@@ -1,6 +1,6 @@
 """The processing flows on a real (temporary) Prefect API with the shipped models in a temporary
-MLflow store: contract-valid results, the cache on a second run, and bad input refused with its
-reason while nothing already stored changes."""
+MLflow store: contract-valid results, the cache on a second run (no model runs, nothing new
+stored), and bad input refused with its reason while nothing already stored changes."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from dimflow import pipeline
+from dimflow import champions, stages
 from dimflow.evaluate import score_dirs
-from dimflow.lifecycle import BASELINE_DIR, bootstrap
+from dimflow.lifecycle import bootstrap
 from dimflow.schema import validate_json
 from dimflow.settings import get_settings
 from dimflow.synth.dataset import write_dataset
-from tests.unit.test_io import BAD
+from tests.unit.test_inputs import BAD
+
+BASELINE_DIR = get_settings().baseline_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,8 +35,8 @@ def env(tmp_path_factory: pytest.TempPathFactory):
         mp.delenv("DIMFLOW_STORAGE_URL", raising=False)
         mp.setenv("PREFECT_LOCAL_STORAGE_PATH", str(root / "prefect-results"))  # no cache from earlier sessions
         get_settings.cache_clear()
-        mp.setattr(pipeline, "_MODELS", None)
-        mp.setattr(pipeline, "_LOADED_FOR", {})
+        mp.setattr(champions, "_MODELS", None)
+        mp.setattr(champions, "_LOADED_FOR", {})
         bootstrap()
         write_dataset(root / "drawings", n=2, seed=4343)
         # a cold 2-core machine needs far longer than Prefect's default 20 s to start its API
@@ -49,33 +51,74 @@ def _snapshot(folder: Path) -> dict[str, str]:
     }
 
 
-def test_two_drawings_give_contract_results_and_a_second_run_hits_the_cache(env: Path) -> None:
+@pytest.fixture
+def model_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How often each model stage ran, counted around the domain functions the tasks call."""
+    calls = {"detect": 0, "read": 0, "segment": 0}
+
+    def counted(name: str, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    for name, fn in (("detect", stages.detect), ("read", stages.read), ("segment", stages.segment)):
+        monkeypatch.setattr(stages, name, counted(name, fn))
+    return calls
+
+
+def test_two_drawings_give_contract_results_and_a_rerun_runs_no_model_and_stores_nothing(
+    env: Path, model_calls: dict[str, int]
+) -> None:
     from flows.process import process_drawing
 
     store = env / "data" / "store"
     pred = env / "pred"
     pred.mkdir()
     images = sorted((env / "drawings" / "images").glob("*.png"))
-    start = dict(pipeline.MODEL_CALLS)
+    first_run = []
     for img in images:
-        (page,) = process_drawing(str(img))
-        doc = json.loads((store / page["keys"]["json"]).read_text())
+        (done,) = process_drawing(str(img))
+        assert done.written
+        doc = json.loads((store / done.objects["json"]).read_text())
         validate_json(doc)
         assert doc["drawing_id"] == hashlib.sha256(img.read_bytes()).hexdigest()
-        assert doc["models"]["detector"] == "drawing-detector/1" and doc["models"]["recognizer"] == "callout-reader/1"
-        assert (store / page["keys"]["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        rows = (store / page["keys"]["csv"]).read_text().splitlines()
+        assert doc["models"]["detector"] == "drawing-detector/1" and doc["models"]["reader"] == "callout-reader/1"
+        assert {"detect", "read", "segment", "merge"} <= set(doc["timings_ms"])  # computed, not from cache
+        assert (doc["gdt"], doc["datums"], doc["surface_finish"], doc["title_block"]) == ([], [], [], None)
+        assert (store / done.objects["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        rows = (store / done.objects["csv"]).read_text().splitlines()
         assert rows[0].startswith("balloon,") and len(rows) == len(doc["dimensions"]) + 1
         (pred / f"{img.stem}.json").write_text(json.dumps(doc))
+        first_run.append(done)
     score = score_dirs(pred, env / "drawings" / "truth")
     assert score.value_f1 >= 0.8, score
+    assert model_calls == {"detect": len(images), "read": len(images), "segment": len(images)}
 
-    calls = dict(pipeline.MODEL_CALLS)
-    assert all(calls[k] - start[k] == len(images) for k in calls), (start, calls)  # each model ran per drawing
-    (again,) = process_drawing(str(images[0]))
-    assert calls == pipeline.MODEL_CALLS  # cached stages: no model ran
-    first = json.loads((store / again["keys"]["json"]).read_text())
-    assert first["dimensions"] == json.loads((pred / f"{images[0].stem}.json").read_text())["dimensions"]
+    before = _snapshot(store)
+    for img, first in zip(images, first_run, strict=True):
+        (again,) = process_drawing(str(img))
+        assert not again.written and again.objects == first.objects
+        assert set(again.timings_ms) == set(first.timings_ms)  # the stored result, first timings and all
+    assert model_calls == {"detect": len(images), "read": len(images), "segment": len(images)}  # all cached
+    assert _snapshot(store) == before  # same objects, same bytes: nothing stored twice
+
+
+def test_a_result_rebuilt_from_cached_stages_says_which_stages_were_cached(env: Path) -> None:
+    """The flow passes the cache state of each stage to the merge: a stored result computed with
+    every stage served from cache names them `<stage>_cached` (seen on a drawing whose stages are
+    cached but whose result is new: its store copy removed)."""
+    import shutil
+
+    from flows.process import process_drawing
+
+    img = sorted((env / "drawings" / "images").glob("*.png"))[0]
+    (done,) = process_drawing(str(img))
+    shutil.rmtree((env / "data" / "store" / done.objects["json"]).parent)
+    (again,) = process_drawing(str(img))
+    assert again.written
+    assert set(again.timings_ms) == {"detect_cached", "read_cached", "segment_cached", "merge"}
 
 
 @pytest.mark.parametrize("case", [c for c, (_, _, limits, _) in BAD.items() if limits is None])
@@ -103,14 +146,16 @@ def test_batch_reports_a_bad_file_and_finishes_the_others(env: Path, tmp_path: P
     bad.write_text("not a drawing")
     good = sorted((env / "drawings" / "images").glob("*.png"))
     out = process_batch([str(good[0]), str(bad), str(good[1])])
-    assert [d["source"] for d in out["done"]] == [str(good[0]), str(good[1])]
+    assert [d.page.source for d in out["done"]] == [str(good[0]), str(good[1])]
+    assert all({"detect", "read", "segment", "merge"} <= {k.removesuffix("_cached") for k in d.timings_ms}
+               for d in out["done"])  # fmt: skip
     assert list(out["failed"]) == [str(bad)] and "notes.png" in out["failed"][str(bad)]
 
 
 def test_cli_process_writes_valid_outputs_and_exits_non_zero_on_a_bad_file(env: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from dimflow.cli import app
+    from cli.app import app
 
     img = sorted((env / "drawings" / "images").glob("*.png"))[0]
     (tmp_path / "in").mkdir()
@@ -132,7 +177,7 @@ def test_readme_first_command_processes_the_shipped_samples(
 
     from typer.testing import CliRunner
 
-    from dimflow.cli import app
+    from cli.app import app
 
     root = Path(__file__).resolve().parents[2]
     monkeypatch.chdir(root)  # the README's paths are relative to the checkout
@@ -173,10 +218,37 @@ def test_a_new_render_of_the_same_pdf_is_a_new_page_not_a_conflict(
     finally:
         monkeypatch.delenv("DIMFLOW_PDF_DPI")
         get_settings.cache_clear()
-    assert first["drawing_id"] == second["drawing_id"] and first["key"] != second["key"]
-    assert second["width"] < first["width"]
+    assert first.page.drawing_id == second.page.drawing_id and first.page.key != second.page.key
+    assert second.page.width < first.page.width
     store = env / "data" / "store"
-    assert (store / first["keys"]["json"]).is_file() and (store / second["keys"]["json"]).is_file()
+    assert (store / first.objects["json"]).is_file() and (store / second.objects["json"]).is_file()
+
+
+def test_an_unreachable_registry_fails_the_run_in_bounded_time_naming_it(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from flows.process import process_drawing
+
+    url = "http://127.0.0.1:9"  # nothing listens on the discard port
+    monkeypatch.setenv("DIMFLOW_MLFLOW_TRACKING_URI", url)
+    monkeypatch.setattr(champions, "_MODELS", None)
+    get_settings.cache_clear()
+    store = env / "data" / "store"
+    before = _snapshot(store)
+    img = sorted((env / "drawings" / "images").glob("*.png"))[0]
+    try:
+        t0 = time.monotonic()
+        state = process_drawing(str(img), return_state=True)
+        took = time.monotonic() - t0
+    finally:
+        monkeypatch.delenv("DIMFLOW_MLFLOW_TRACKING_URI")
+        get_settings.cache_clear()
+    assert state.is_failed() and took < 120, took
+    assert url in (state.message or "") and "MLflow registry" in (state.message or "")
+    after = _snapshot(store)
+    assert {k: after.get(k) for k in before} == before  # what was stored stays as it was
 
 
 def test_a_broken_champion_falls_back_and_the_result_says_so(env: Path) -> None:
@@ -194,11 +266,11 @@ def test_a_broken_champion_falls_back_and_the_result_says_so(env: Path) -> None:
     weights.write_bytes(weights.read_bytes()[:-16] + b"\0" * 16)
     try:
         img = sorted((env / "drawings" / "images").glob("*.png"))[1]
-        (page,) = process_drawing(str(img))
-        doc = json.loads((env / "data" / "store" / page["keys"]["json"]).read_text())
+        (done,) = process_drawing(str(img))
+        doc = json.loads((env / "data" / "store" / done.objects["json"]).read_text())
         validate_json(doc)
-        assert doc["models"]["recognizer"] == "callout-reader/1"
-        assert "callout-reader/2" in doc["models"]["recognizer_note"]
+        assert doc["models"]["reader"] == "callout-reader/1"
+        assert "callout-reader/2" in doc["models"]["reader_note"]
         assert doc["dimensions"]
     finally:
         registry.set_alias("callout-reader", registry.CHAMPION, 1)

@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dimflow.lifecycle import BASELINE_DIR, get_kind
+from dimflow.lifecycle import get_kind
 from dimflow.registry import checksums, verify
+from dimflow.settings import get_settings
 from dimflow.synth.dataset import write_dataset
+
+BASELINE_DIR = get_settings().baseline_dir
 
 pytestmark = pytest.mark.model
 
@@ -125,32 +128,35 @@ def test_a_sheet_scanned_sideways_is_read_upright(unseen: Path, turn: int) -> No
     reports boxes on the turned page; the dimensions agree with those of the upright sheet."""
     import cv2
 
-    from dimflow import pipeline
+    from dimflow import stages
 
     stem = sorted((unseen / "images").glob("*.png"))[1].stem
     gray = cv2.imread(str(unseen / "images" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
     models = _models()
-    upright = pipeline.process_page(models, gray, "0" * 64)
+    upright = stages.process_page(models, gray, stages.loose_page(gray))
     turned_page = np.ascontiguousarray(np.rot90(gray, turn))
-    assert pipeline.detect(models, turned_page).turn == turn
-    turned = pipeline.process_page(models, turned_page, "0" * 64)
-    assert pipeline.detect(models, gray).turn == 0
+    assert stages.detect(models, turned_page).turn == turn
+    turned = stages.process_page(models, turned_page, stages.loose_page(turned_page))
+    assert stages.detect(models, gray).turn == 0
     from dimflow.evaluate import iou
 
-    want = [(d.text, _box(pipeline, d.bbox, turn, gray.shape)) for d in upright.dimensions]
+    want = [(d.text, _box(d.bbox, turn, gray.shape)) for d in upright.dimensions]
     got = [(d.text, list(d.bbox)) for d in turned.dimensions]
     same = sum(any(t == u and iou(list(b), c) >= 0.5 for u, c in got) for t, b in want)
     assert same >= 0.8 * len(want) and len(want) >= 3, (want, got)
 
 
-def _box(pipeline, bbox, turn: int, shape) -> tuple[float, ...]:
-    b = pipeline.turn_box(pipeline.Box(0, *bbox, 1.0), turn, shape)
+def _box(bbox, turn: int, shape) -> tuple[float, ...]:
+    from dimflow.records import Box
+    from dimflow.stages import turn_box
+
+    b = turn_box(Box(0, *bbox, 1.0), turn, shape)
     return (b.x0, b.y0, b.x1, b.y1)
 
 
 def _models():
-    from dimflow import pipeline
+    from dimflow.champions import models_from
 
     for key in ("detector", "reader", "segmenter"):
         _shipped(key)  # skips when a model is not shipped
-    return pipeline.models_from(BASELINE_DIR)
+    return models_from(BASELINE_DIR)

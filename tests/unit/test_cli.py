@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from dimflow.cli import app
+from cli.app import app
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dimflow.cli import app
+from cli.app import app
 from dimflow.evaluate import ScoreInputError, boxes_match, score_dirs
 
 

@@ -1,4 +1,4 @@
-"""dimflow.io: every input is built here from Pillow, pypdfium2 or raw bytes, so the tests need no fixtures on disk."""
+"""dimflow.inputs: every input is built from Pillow, pypdfium2 or raw bytes here, so the tests need no files."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image, ImageFile, ImageOps
 
-from dimflow.io import BadInput, Limits, Page, content_hash, iter_pages, load_pages, load_path, sniff
+from dimflow.inputs import BadInput, Limits, Page, content_hash, iter_pages, load_pages, load_path, sniff
 
 # --- builders ----------------------------------------------------------------------------------------
 

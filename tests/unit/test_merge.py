@@ -1,80 +1,199 @@
-"""Merge logic that needs no model: reading repair, geometry support, confidence, sorting out text."""
+"""The merge's rules, each on its own, with expected values worked out by hand.
+
+Page 600 x 500 px. A callout box 40 x 15 px gets a margin of 15 px (its height) for dimension
+strokes; confidence = min(1, detector / 0.8) x reading x geometry (1.0 for 2+ dimension strokes,
+0.8 for one, 0.5 for none, 0.7 when the page was not segmented), x 0.7 when OCR debris was trimmed.
+"""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from dimflow.detect.model import Box
-from dimflow.pipeline import Reading, Strokes, confidence, dimension_support, interpret, merge
+from dimflow.merge import confidence, dimension_support, inside, merge, stage_timings
+from dimflow.records import Box, Detections, PageRef, Readings, Strokes
 from dimflow.schema import validate_json
+from dimflow.stages import interpret
 
-BOX = Box(0, 100, 100, 140, 115, 0.9)
+PAGE = PageRef(drawing_id="0" * 64, source="sheet.png", page=1, n_pages=1, key="k", dpi=None, width=600, height=500)
+BOX = Box(0, 100, 100, 140, 115, 0.9)  # margin 15: strokes count inside x 85..155, y 85..130
+LINES_AT_BOX = [(90, 120, 150, 120, 1), (90, 100, 90, 130, 1)]  # a dimension line and an extension line
+
+
+def strokes(*rows: tuple[float, float, float, float, int], elapsed_ms: float = 0.0) -> Strokes:
+    return Strokes(segments=[r[:4] for r in rows], classes=[r[4] for r in rows], elapsed_ms=elapsed_ms)
+
+
+def run(readings, found_boxes=(), lines=None, cached=frozenset()):
+    boxes = [r.box for r in readings] + list(found_boxes)
+    return merge(PAGE, Detections(boxes=boxes), Readings(items=readings), lines, {"detector": "d/1"}, cached)
+
+
+# ---------------------------------------------------------------- geometry support
+
+
+def test_support_counts_each_dimension_stroke_once_by_an_end_or_its_middle() -> None:
+    assert dimension_support(BOX, strokes(*LINES_AT_BOX)) == 2
+    assert dimension_support(BOX, strokes((60, 120, 180, 120, 1))) == 1  # only its middle (120, 120) is near
+    assert dimension_support(BOX, strokes((90, 120, 95, 120, 1))) == 1  # both ends near: still one stroke
+
+
+def test_support_margin_is_the_box_height_with_edges_included() -> None:
+    assert dimension_support(BOX, strokes((155, 130, 200, 130, 1))) == 1  # (155, 130) is the corner
+    assert dimension_support(BOX, strokes((156, 120, 200, 120, 1))) == 0  # 1 px right of the margin
+    assert dimension_support(BOX, strokes((100, 131, 100, 200, 1))) == 0  # 1 px below the margin
+    assert dimension_support(BOX, strokes((120, 84, 120, 40, 1))) == 0  # 1 px above the margin
+
+
+def test_support_margin_is_at_least_8_and_at_most_60_px() -> None:
+    flat = Box(0, 100, 100, 140, 102, 0.9)  # 2 px tall: margin 8
+    assert dimension_support(flat, strokes((148, 101, 170, 101, 1))) == 1
+    assert dimension_support(flat, strokes((149, 101, 170, 101, 1))) == 0
+    tall = Box(0, 100, 100, 115, 200, 0.9)  # vertical text 100 px long: margin 60, not 100
+    assert dimension_support(tall, strokes((175, 150, 190, 150, 1))) == 1
+    assert dimension_support(tall, strokes((176, 150, 190, 150, 1))) == 0
+
+
+def test_support_ignores_strokes_of_other_classes() -> None:
+    assert dimension_support(BOX, strokes(*[(*r[:4], 0) for r in LINES_AT_BOX])) == 0  # contour
+    assert dimension_support(BOX, strokes(*[(*r[:4], 2) for r in LINES_AT_BOX])) == 0  # text
+    assert dimension_support(BOX, strokes()) == 0
+
+
+# ---------------------------------------------------------------- confidence
 
 
 @pytest.mark.parametrize(
-    ("raw", "text", "repaired"),
+    ("det", "read", "support", "expected"),
     [
-        ("R6", "R6", False),
-        ("(25.5)", "(25.5)", False),  # a reference dimension keeps its brackets
-        ("R6)", "R6", True),  # a stray bracket from the leader
-        ("77 +0.2/-0.1/", "77 +0.2/-0.1", True),
-        ("M3x0.5-6H-", "M3x0.5-6H", True),
-        ("(Ø12", "Ø12", True),
+        (0.9, 0.95, 2, 0.95),  # a detector score over 0.8 counts as 1
+        (0.9, 0.95, 5, 0.95),
+        (0.8, 0.95, 2, 0.95),
+        (0.6, 0.95, 2, 0.7125),  # 0.75 x 0.95
+        (0.9, 0.95, 1, 0.76),  # x 0.8
+        (0.9, 0.95, 0, 0.475),  # x 0.5
+        (0.9, 0.95, None, 0.665),  # not segmented: x 0.7, never full support
+        (0.7, 0.9, 1, 0.63),  # 0.875 x 0.9 x 0.8
+        (0.5, 0.33333, 2, 0.2083),  # rounded to 4 places
     ],
 )
-def test_interpret_trims_ocr_debris_and_says_so(raw: str, text: str, repaired: bool) -> None:
-    r = interpret(Reading(BOX, raw, 0.9))
-    assert r.callout is not None and r.callout.fields()["text"] == text
-    assert r.repaired is repaired
+def test_confidence_by_hand(det: float, read: float, support: int | None, expected: float) -> None:
+    assert confidence(det, read, support) == pytest.approx(expected, abs=1e-9)
 
 
-def test_interpret_leaves_text_that_is_no_dimension() -> None:
-    r = interpret(Reading(BOX, "SECTION A-A", 0.9))
-    assert r.callout is None and r.error
+# ---------------------------------------------------------------- sorting out what is not a dimension
 
 
-def _strokes(*segs: tuple[float, float, float, float]) -> Strokes:
-    seg = np.array(segs, np.float32).reshape(-1, 4)
-    return Strokes(seg, np.ones(len(seg), np.int64))
+def test_a_parsed_callout_becomes_a_dimension_with_its_fields() -> None:
+    result = run([interpret(BOX, "Ø12 H7", 0.95)], lines=strokes(*LINES_AT_BOX))
+    (d,) = result.dimensions
+    assert (d.id, d.text, d.kind, d.nominal, d.unit, d.fit, d.count) == (
+        "d1",
+        "Ø12 H7",
+        "diameter",
+        12.0,
+        "mm",
+        "H7",
+        1,
+    )
+    assert (d.upper, d.lower) == (None, None)
+    assert d.bbox == (100, 100, 140, 115) and d.confidence == 0.95
+    assert result.texts == []
 
 
-def test_dimension_support_counts_dimension_strokes_next_to_the_box() -> None:
-    assert dimension_support(BOX, _strokes()) == 0
-    near = _strokes((90, 120, 150, 120), (90, 100, 90, 130))  # dimension line under the text, an extension line
-    assert dimension_support(BOX, near) == 2
-    assert dimension_support(BOX, _strokes((500, 500, 600, 500))) == 0
-
-
-def test_confidence_falls_with_missing_geometry_and_weak_reading() -> None:
-    assert confidence(0.9, 0.99, 2) > confidence(0.9, 0.99, 0) > 0
-    assert confidence(0.9, 0.5, 2) < confidence(0.9, 0.99, 2)
-    assert 0.0 <= confidence(1.0, 1.0, 5) <= 1.0
-
-
-def test_merge_sorts_out_unparsed_and_title_block_text() -> None:
+def test_a_callout_that_parses_but_sits_in_the_title_block_is_text() -> None:
     title = Box(2, 0, 400, 300, 500, 0.9)
+    in_title = interpret(Box(0, 50, 450, 80, 465, 0.9), "12.5", 0.9)
+    assert in_title.fields is not None  # the grammar accepts it: only the title-block rule sorts it out
+    result = run([in_title], found_boxes=[title], lines=strokes((40, 470, 90, 470, 1), (45, 440, 45, 480, 1)))
+    assert result.dimensions == []
+    assert [(t.text, t.confidence) for t in result.texts] == [("12.5", 0.27)]  # 0.9 x 0.3
+
+
+def test_the_title_block_rule_uses_the_box_centre() -> None:
+    title = Box(2, 0, 400, 300, 500, 0.9)
+    assert inside(Box(0, 290, 390, 310, 410, 0.9), title)  # centre (300, 400) on the corner
+    assert not inside(Box(0, 290, 380, 312, 410, 0.9), title)  # centre (301, 395)
+    lines = strokes((280, 385, 320, 385, 1), (285, 375, 285, 420, 1))
+    result = run([interpret(Box(0, 290, 380, 312, 410, 0.9), "25", 0.9)], found_boxes=[title], lines=lines)
+    assert [d.text for d in result.dimensions] == ["25"]
+
+
+def test_an_unparsed_callout_is_text_at_three_tenths_belief() -> None:
+    result = run([interpret(BOX, " NOTE 3 ", 0.9)], lines=strokes(*LINES_AT_BOX))
+    assert result.dimensions == []
+    assert [(t.text, t.confidence) for t in result.texts] == [("NOTE 3", 0.27)]
+
+
+def test_general_text_keeps_its_belief_and_empty_readings_are_dropped() -> None:
+    text = interpret(Box(1, 10, 10, 90, 25, 0.8), "MATERIAL: AL 6061", 0.8)
+    blank = interpret(Box(1, 10, 30, 90, 45, 0.8), "  ", 0.8)
+    blank_callout = interpret(Box(0, 10, 50, 90, 65, 0.8), "", 0.8)
+    result = run([text, blank, blank_callout])
+    assert [(t.text, t.confidence) for t in result.texts] == [("MATERIAL: AL 6061", 0.8)]
+
+
+def test_a_weak_reading_with_no_dimension_lines_is_text_at_half_belief() -> None:
+    weak = interpret(BOX, "R6", 0.4)
+    result = run([weak], lines=strokes((400, 400, 500, 400, 1)))
+    assert result.dimensions == []
+    assert [(t.text, t.confidence) for t in result.texts] == [("R6", 0.2)]
+
+
+def test_a_weak_reading_needs_only_one_dimension_line_to_stay_a_dimension() -> None:
+    result = run([interpret(BOX, "R6", 0.4)], lines=strokes((90, 120, 150, 120, 1)))
+    assert [(d.text, d.confidence) for d in result.dimensions] == [("R6", 0.32)]  # 1 x 0.4 x 0.8
+
+
+def test_a_confident_reading_with_no_dimension_lines_stays_a_dimension_at_half_geometry() -> None:
+    result = run([interpret(BOX, "25", 0.5)], lines=strokes((0, 0, 0, 50, 0)))
+    assert [(d.text, d.confidence) for d in result.dimensions] == [("25", 0.25)]  # 1 x 0.5 x 0.5
+
+
+def test_without_segmentation_nothing_is_moved_and_geometry_is_not_assumed() -> None:
+    result = run([interpret(BOX, "R6", 0.4), interpret(Box(0, 300, 100, 340, 115, 0.9), "25", 0.95)], lines=None)
+    assert [(d.text, d.confidence) for d in result.dimensions] == [("R6", 0.28), ("25", 0.665)]
+
+
+def test_a_repaired_reading_costs_three_tenths() -> None:
+    repaired = interpret(BOX, "R6)", 0.9)
+    assert repaired.repaired
+    result = run([repaired], lines=strokes(*LINES_AT_BOX))
+    assert [(d.text, d.confidence) for d in result.dimensions] == [("R6", 0.63)]  # 0.9 x 0.7
+
+
+def test_dimensions_are_numbered_in_bands_of_50_px_then_left_to_right() -> None:
     readings = [
-        interpret(Reading(BOX, "Ø12 H7", 0.95)),
-        interpret(Reading(Box(0, 200, 100, 240, 115, 0.9), "NOTE 3", 0.9)),  # detected as callout, is not one
-        interpret(Reading(Box(0, 50, 450, 80, 465, 0.9), "1:5", 0.9)),  # in the title block
-        Reading(Box(1, 10, 10, 90, 25, 0.9), "MATERIAL: AL 6061", 0.8),
+        interpret(Box(0, 300, 100, 340, 115, 0.9), "20", 0.9),  # band round(100/50) = 2
+        interpret(Box(0, 20, 110, 60, 125, 0.9), "30", 0.9),  # band round(110/50) = 2, further left
+        interpret(Box(0, 10, 130, 50, 145, 0.9), "40", 0.9),  # band round(130/50) = 3
+        interpret(Box(0, 500, 20, 540, 35, 0.9), "50", 0.9),  # band 0
     ]
-    near = _strokes((90, 120, 150, 120), (90, 100, 90, 130))
-    result = merge(readings, near, [r.box for r in readings] + [title], (600, 500), "0" * 64, None, {}, {})
+    result = run(readings, lines=None)
+    assert [(d.id, d.text) for d in result.dimensions] == [("d1", "50"), ("d2", "30"), ("d3", "20"), ("d4", "40")]
+
+
+def test_result_names_the_page_and_follows_the_contract() -> None:
+    result = run([interpret(BOX, "Ø12 H7", 0.95)], lines=strokes(*LINES_AT_BOX))
+    assert (result.drawing_id, result.source, result.image.width, result.image.height) == (
+        "0" * 64,
+        "sheet.png",
+        600,
+        500,
+    )
+    assert result.models == {"detector": "d/1"}
     validate_json(result.model_dump(mode="json"))
-    assert [d.text for d in result.dimensions] == ["Ø12 H7"] and result.dimensions[0].id == "d1"
-    assert {t.text for t in result.texts} == {"NOTE 3", "1:5", "MATERIAL: AL 6061"}
-    assert next(t for t in result.texts if t.text == "NOTE 3").confidence < 0.5
 
 
-@pytest.mark.parametrize("turn", [0, 1, 2, 3])
-def test_turn_box_follows_np_rot90(turn: int) -> None:
-    from dimflow.pipeline import turn_box
+# ---------------------------------------------------------------- timings
 
-    page = np.zeros((60, 100), np.uint8)
-    page[10:20, 30:50] = 255  # a box x 30..50, y 10..20
-    turned = np.rot90(page, turn)
-    ys, xs = np.nonzero(turned)
-    moved = turn_box(Box(0, 30, 10, 50, 20, 1.0), turn, page.shape)
-    assert (moved.x0, moved.y0, moved.x1, moved.y1) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+def test_timings_are_the_stages_own_and_say_which_came_from_cache() -> None:
+    found, readings = Detections(boxes=[], elapsed_ms=12.0), Readings(items=[], elapsed_ms=30.0)
+    lines = strokes(elapsed_ms=5.0)
+    assert stage_timings(found, readings, lines, frozenset()) == {"detect": 12.0, "read": 30.0, "segment": 5.0}
+    assert stage_timings(found, readings, lines, frozenset({"detect", "segment"})) == {
+        "detect_cached": 12.0, "read": 30.0, "segment_cached": 5.0,
+    }  # fmt: skip
+    assert stage_timings(found, readings, None, frozenset()) == {"detect": 12.0, "read": 30.0}
+    result = merge(PAGE, found, readings, lines, {}, frozenset({"read"}))
+    assert set(result.timings_ms) == {"detect", "read_cached", "segment", "merge"}

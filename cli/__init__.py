@@ -1,0 +1,1 @@
+"""The `dimflow` command line: an application over the domain (`dimflow/`) and the flows."""

@@ -1,0 +1,106 @@
+"""The merge: detections, readings and strokes of one page into the contract's result.
+
+Each callout box with a reading the grammar accepts becomes a dimension, tied to the dimension
+lines the segmenter found near it; what is not a dimension (a string the grammar refuses, text
+inside the title block, a low-belief reading with no dimension lines) goes to `texts`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from dimflow.records import STAGES, Box, Detections, PageRef, Readings, Strokes
+from dimflow.schema import Dimension, DrawingResult, ImageSize, TextItem
+
+GEOMETRY = {0: 0.5, 1: 0.8}  # confidence factor by dimension strokes near a callout; 2 or more: 1.0
+GEOMETRY_UNCHECKED = 0.7  # the page was not segmented: the geometry neither vouches nor objects
+REPAIRED = 0.7  # a reading that parsed only after OCR debris at its edges was trimmed
+UNPARSED_CALLOUT = 0.3  # a callout box whose reading the grammar refuses, reported as text
+LOW_READING = 0.5  # below this, a reading with no dimension lines near it is not trusted as a dimension
+BAND_PX = 50  # dimensions are numbered in reading order, in horizontal bands this tall
+
+
+def dimension_support(box: Box, strokes: Strokes) -> int:
+    """Dimension-graphics strokes (dimension/extension lines, arrowheads, leaders) with an end or
+    their middle near the box.
+
+    A callout is written along its dimension line or at the end of a leader, so such strokes lie
+    within about one text height of it: the box's height (the text's length for vertical text, whose
+    dimension line runs beside it), 8 to 60 px."""
+    seg = strokes.of_class("dimension")
+    if len(seg) == 0:
+        return 0
+    m = min(max(box.y1 - box.y0, 8.0), 60.0)
+    pts = np.concatenate([seg[:, :2], seg[:, 2:], (seg[:, :2] + seg[:, 2:]) / 2])
+    near = (pts[:, 0] >= box.x0 - m) & (pts[:, 0] <= box.x1 + m) & (pts[:, 1] >= box.y0 - m) & (pts[:, 1] <= box.y1 + m)
+    return int(near.reshape(3, -1).any(axis=0).sum())
+
+
+def inside(box: Box, region: Box) -> bool:
+    """The box's centre lies in `region` (edges included)."""
+    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+    return region.x0 <= cx <= region.x1 and region.y0 <= cy <= region.y1
+
+
+def confidence(det_score: float, read_conf: float, support: int | None) -> float:
+    """The belief that the whole dimension is right: detection and reading both hold, and the
+    geometry agrees (`support` None: not checked). Reading confidence is the CTC per-character
+    mean, so it dominates; a detector score of 0.8 or more counts as certain."""
+    geometry = GEOMETRY_UNCHECKED if support is None else GEOMETRY.get(support, 1.0)
+    return round(min(1.0, det_score / 0.8) * read_conf * geometry, 4)
+
+
+def stage_timings(found: Detections, readings: Readings, strokes: Strokes | None, cached: frozenset[str]) -> dict:
+    """Each stage's own time; a stage served from cache is reported as `<stage>_cached` with the
+    time it took when it was computed."""
+    took = {"detect": found.elapsed_ms, "read": readings.elapsed_ms}
+    if strokes is not None:
+        took["segment"] = strokes.elapsed_ms
+    return {(f"{stage}_cached" if stage in cached else stage): took[stage] for stage in STAGES if stage in took}
+
+
+def merge(
+    page: PageRef,
+    found: Detections,
+    readings: Readings,
+    strokes: Strokes | None,
+    refs: dict[str, str],
+    cached: frozenset[str] = frozenset(),
+) -> DrawingResult:
+    """Pair each callout box with its reading's fields, tie it to its dimension lines, and sort
+    out what is not a dimension into `texts`. `cached` names the stages served from cache."""
+    t0 = time.perf_counter()
+    title_blocks = [b for b in found.boxes if b.cls == 2]
+    dims: list[Dimension] = []
+    texts: list[TextItem] = []
+    for r in readings.items:
+        b = r.box
+        bbox = (round(b.x0, 1), round(b.y0, 1), round(b.x1, 1), round(b.y1, 1))
+        in_title = any(inside(b, t) for t in title_blocks)
+        if b.cls == 0 and r.fields is not None and not in_title:
+            support = dimension_support(b, strokes) if strokes is not None else None
+            if support == 0 and r.confidence < LOW_READING:  # neither the geometry nor the reading vouches
+                texts.append(TextItem(text=r.raw, bbox=bbox, confidence=round(r.confidence * 0.5, 4)))
+                continue
+            read_conf = r.confidence * (REPAIRED if r.repaired else 1.0)
+            conf = confidence(b.score, read_conf, support)
+            dims.append(Dimension(**r.fields.model_dump(), bbox=bbox, confidence=conf))
+        elif r.raw.strip():
+            penalty = UNPARSED_CALLOUT if b.cls == 0 else 1.0
+            texts.append(TextItem(text=r.raw.strip(), bbox=bbox, confidence=round(r.confidence * penalty, 4)))
+    dims.sort(key=lambda d: (round(d.bbox[1] / BAND_PX), d.bbox[0]))  # reading order
+    for i, d in enumerate(dims, 1):
+        d.id = f"d{i}"
+    timings = stage_timings(found, readings, strokes, cached)
+    timings["merge"] = round((time.perf_counter() - t0) * 1000, 1)
+    return DrawingResult(
+        drawing_id=page.drawing_id,
+        source=page.source,
+        image=ImageSize(width=page.width, height=page.height),
+        models=refs,
+        dimensions=dims,
+        texts=texts,
+        timings_ms=timings,
+    )

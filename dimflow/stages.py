@@ -1,0 +1,212 @@
+"""The processing stages on one page's pixels: load, detect, read, segment (and all in one call).
+
+Plain functions over numpy arrays and the records of `dimflow.records`; the Prefect tasks in
+`tasks/` wrap one each. Every stage reports the time it took inside its record, so a result's
+timings are the stages' own (and still known when a stage was served from cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from dimflow import inputs
+from dimflow.champions import ModelSet
+from dimflow.grammar import GrammarError, parse
+from dimflow.merge import merge
+from dimflow.records import Box, CalloutFields, Detections, PageRef, Reading, Readings, Strokes
+from dimflow.schema import DrawingResult
+from dimflow.storage import Storage
+
+# bump when inference code changes what a stage returns for the same model files: cached stage
+# results are keyed on it together with the input's hash and the model versions
+INFERENCE_VERSION = "5"
+CROP_PAD_PX = 4  # the reader was trained on crops padded this much around the text (dimflow.synth.dataset)
+
+
+def _ms_since(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 1)
+
+
+# ---------------------------------------------------------------- load
+
+
+def load(path: Path, store: Storage, limits: inputs.Limits) -> list[PageRef]:
+    """Check and render a drawing file (refusing bad input with its reason), store each page as PNG
+    under the file's content hash and the page's pixels' hash (another render of the same file,
+    at another dpi, is another page), and return where the pages are."""
+    pages = inputs.load_path(path, limits)
+    digest = inputs.content_hash(path.read_bytes())
+    refs = []
+    for page in pages:
+        buf = io.BytesIO()
+        Image.fromarray(page.gray).save(buf, format="PNG", compress_level=1)
+        png = buf.getvalue()
+        key = f"pages/{digest}/{page.number}-{hashlib.sha256(png).hexdigest()[:16]}.png"
+        store.put(key, png, "image/png")
+        refs.append(
+            PageRef(drawing_id=digest, source=str(path), page=page.number, n_pages=page.n_pages, key=key,
+                    dpi=page.dpi, width=int(page.gray.shape[1]), height=int(page.gray.shape[0]))
+        )  # fmt: skip
+    return refs
+
+
+def page_pixels(store: Storage, page: PageRef) -> np.ndarray:
+    """A stored page's gray pixels, read-only (callers may share one decoded copy)."""
+    gray = np.array(Image.open(io.BytesIO(store.get(page.key))).convert("L"))
+    gray.setflags(write=False)
+    return gray
+
+
+# ---------------------------------------------------------------- detect
+
+
+def crop(gray: np.ndarray, box: Box, pad: int = CROP_PAD_PX) -> np.ndarray:
+    h, w = gray.shape
+    x0, y0 = max(0, int(box.x0) - pad), max(0, int(box.y0) - pad)
+    x1, y1 = min(w, int(box.x1) + 1 + pad), min(h, int(box.y1) + 1 + pad)
+    return gray[y0:y1, x0:x1]
+
+
+def turn_box(box: Box, turn: int, shape: tuple[int, ...]) -> Box:
+    """A box on a page, carried onto the same page turned `turn` quarter turns counter-clockwise
+    (np.rot90(page, turn)); `shape` is the page's (height, width) before turning."""
+    x0, y0, x1, y1 = box.x0, box.y0, box.x1, box.y1
+    h, w = shape[:2]
+    for _ in range(turn % 4):
+        x0, y0, x1, y1 = y0, w - x1, y1, w - x0
+        h, w = w, h
+    return Box(box.cls, x0, y0, x1, y1, box.score)
+
+
+def page_turn(models: ModelSet, gray: np.ndarray, boxes: list[Box]) -> int:
+    """How many quarter turns (counter-clockwise) the sheet's text shows, voted by the reader's
+    orientation net over the text it found. Upright sheets carry horizontal text plus vertical
+    dimensions turned one more quarter, so turn t scores p(t) + 0.5 p(t + 1); a sheet is turned
+    only on a clear lead (1.2x the upright score) over at least 8 text boxes."""
+    orient = getattr(models.reader, "orient", None)
+    found = sorted((b for b in boxes if b.cls in (0, 1) and b.usable), key=lambda b: -b.score)[:150]
+    if orient is None or len(found) < 8:
+        return 0
+    p = orient.predict([crop(gray, b) for b in found]).sum(axis=0)
+    score = np.array([p[t] + 0.5 * p[(t + 1) % 4] for t in range(4)])
+    best = int(score.argmax())
+    return best if best != 0 and score[best] > 1.2 * score[0] else 0
+
+
+def detect(models: ModelSet, gray: np.ndarray, dpi: float | None = None) -> Detections:
+    return detect_many(models, [gray], [dpi])[0]
+
+
+def detect_many(models: ModelSet, grays: list[np.ndarray], dpis: list[float | None] | None = None) -> list[Detections]:
+    """Pages of one batch through the detector together (one onnxruntime call per sheet shape);
+    a page's dpi lets the detector see sheets larger than A3 at a larger size. A sheet scanned
+    sideways or upside down is detected again upright, its boxes carried back onto the page.
+    Each page's time is its share of the batch's."""
+    t0 = time.perf_counter()
+    dpis = dpis or [None] * len(grays)
+    found = []
+    for gray, dpi, boxes in zip(grays, dpis, models.detector.detect_many(grays, dpis), strict=True):
+        turn = page_turn(models, gray, boxes)
+        if turn:
+            upright = np.ascontiguousarray(np.rot90(gray, k=-turn))
+            boxes = [turn_box(b, turn, upright.shape) for b in models.detector.detect(upright, dpi)]
+        found.append((boxes, turn))
+    each = _ms_since(t0) / max(1, len(grays))
+    return [Detections(boxes=boxes, turn=turn, elapsed_ms=round(each, 1)) for boxes, turn in found]
+
+
+# ---------------------------------------------------------------- read
+
+_DEBRIS = ")/-.,|:"
+
+
+def interpret(box: Box, raw: str, confidence: float) -> Reading:
+    """Parse a callout reading; if it fails, trim what a recogniser leaves at the edges of a crop
+    (a stray bracket, slash or hyphen from a neighbouring stroke) and try again."""
+    try:
+        return Reading(box=box, raw=raw, confidence=confidence, fields=CalloutFields(**parse(raw).fields()))
+    except GrammarError as exc:
+        error = str(exc)
+    text = raw.strip()
+    candidates = []
+    if text.count("(") < text.count(")"):
+        candidates.append(text.replace(")", "", text.count(")") - text.count("(")))
+    if text.count("(") > text.count(")"):
+        candidates.append(text.replace("(", "", text.count("(") - text.count(")")))
+    trimmed = text
+    while trimmed and trimmed[-1] in _DEBRIS:
+        trimmed = trimmed[:-1]
+        candidates.append(trimmed)
+    for cand in candidates:
+        try:
+            fields = CalloutFields(**parse(cand).fields())
+        except GrammarError:
+            continue
+        return Reading(box=box, raw=raw, confidence=confidence, fields=fields, error=error, repaired=True)
+    return Reading(box=box, raw=raw, confidence=confidence, error=error)
+
+
+def read(models: ModelSet, gray: np.ndarray, found: Detections) -> Readings:
+    return read_many(models, [gray], [found])[0]
+
+
+def read_many(models: ModelSet, grays: list[np.ndarray], found: list[Detections]) -> list[Readings]:
+    """Callout boxes through the trained reader and the grammar, text boxes through the text engine;
+    the crops of every page in one batch go through each model together, turned upright first."""
+    t0 = time.perf_counter()
+
+    def cut(i: int, b: Box) -> np.ndarray:
+        c = crop(grays[i], b)
+        return np.ascontiguousarray(np.rot90(c, k=-found[i].turn)) if found[i].turn else c
+
+    dims = [(i, b) for i, f in enumerate(found) for b in f.boxes if b.cls == 0 and b.usable]
+    texts = [(i, b) for i, f in enumerate(found) for b in f.boxes if b.cls == 1 and b.usable]
+    out: list[list[Reading]] = [[] for _ in grays]
+    for (i, box), (raw, conf) in zip(dims, models.reader.read([cut(i, b) for i, b in dims]), strict=True):
+        out[i].append(interpret(box, raw, conf))
+    read_texts = models.text_engine.read([cut(i, b) for i, b in texts])
+    for (i, box), (raw, conf) in zip(texts, read_texts, strict=True):
+        out[i].append(Reading(box=box, raw=raw, confidence=conf))
+    each = round(_ms_since(t0) / max(1, len(grays)), 1)
+    return [Readings(items=items, elapsed_ms=each) for items in out]
+
+
+# ---------------------------------------------------------------- segment
+
+
+def segment(models: ModelSet, gray: np.ndarray) -> Strokes:
+    """The page's strokes, each classed contour / dimension / text / other by the GraphSAGE net."""
+    from dimflow.segment.vectorize import build_graph
+
+    t0 = time.perf_counter()
+    g = build_graph(gray)
+    cls, _ = models.segmenter.predict(g)
+    return Strokes.from_arrays(g.segments, cls, elapsed_ms=_ms_since(t0))
+
+
+# ---------------------------------------------------------------- all in one
+
+
+def process_page(
+    models: ModelSet,
+    gray: np.ndarray,
+    page: PageRef,
+    use_segmenter: bool = True,
+) -> DrawingResult:
+    """All stages in one call (the benchmarks and GPU checks use it; the flows run them as tasks)."""
+    found = detect(models, gray, page.dpi)
+    readings = read(models, gray, found)
+    strokes = segment(models, gray) if use_segmenter else None
+    return merge(page, found, readings, strokes, models.refs)
+
+
+def loose_page(gray: np.ndarray, source: str = "", dpi: float | None = None, drawing_id: str = "0" * 64) -> PageRef:
+    """A PageRef for pixels that were never stored (benchmarks, behaviour tests)."""
+    h, w = gray.shape[:2]
+    return PageRef(drawing_id=drawing_id, source=source, page=1, n_pages=1, key="-", dpi=dpi, width=w, height=h)

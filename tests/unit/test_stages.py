@@ -1,0 +1,51 @@
+"""Stage helpers that need no model: reading repair and carrying boxes onto a turned sheet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dimflow.records import Box, Reading
+from dimflow.stages import interpret, turn_box
+
+BOX = Box(0, 100, 100, 140, 115, 0.9)
+
+
+@pytest.mark.parametrize(
+    ("raw", "text", "repaired"),
+    [
+        ("R6", "R6", False),
+        ("(25.5)", "(25.5)", False),  # a reference dimension keeps its brackets
+        ("R6)", "R6", True),  # a stray bracket from the leader
+        ("77 +0.2/-0.1/", "77 +0.2/-0.1", True),
+        ("M3x0.5-6H-", "M3x0.5-6H", True),
+        ("(Ø12", "Ø12", True),
+        ("25.|", "25", True),  # several debris characters trimmed one by one
+    ],
+)
+def test_interpret_trims_ocr_debris_and_says_so(raw: str, text: str, repaired: bool) -> None:
+    r = interpret(BOX, raw, 0.9)
+    assert r.fields is not None and r.fields.text == text
+    assert r.repaired is repaired and r.raw == raw and r.confidence == 0.9
+    assert (r.error is not None) is repaired  # a repaired reading keeps why the raw string failed
+
+
+def test_interpret_leaves_text_that_is_no_dimension() -> None:
+    r = interpret(BOX, "SECTION A-A", 0.9)
+    assert r.fields is None and r.error and not r.repaired
+
+
+def test_readings_round_trip_through_json() -> None:
+    r = interpret(BOX, "Ø20 H7/g6", 0.8)
+    back = Reading.model_validate_json(r.model_dump_json())
+    assert back == r and back.box == BOX and back.fields.fit == "H7/g6"
+
+
+@pytest.mark.parametrize("turn", [0, 1, 2, 3])
+def test_turn_box_follows_np_rot90(turn: int) -> None:
+    page = np.zeros((60, 100), np.uint8)
+    page[10:20, 30:50] = 255  # a box x 30..50, y 10..20
+    turned = np.rot90(page, turn)
+    ys, xs = np.nonzero(turned)
+    moved = turn_box(Box(0, 30, 10, 50, 20, 1.0), turn, page.shape)
+    assert (moved.x0, moved.y0, moved.x1, moved.y1) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
