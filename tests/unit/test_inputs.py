@@ -7,7 +7,6 @@ import hashlib
 import io
 import pickle
 import struct
-import time
 import tracemalloc
 import warnings
 import zipfile
@@ -364,14 +363,12 @@ def test_encrypted_pdf_is_refused_only_for_its_password() -> None:
 def test_pixel_bomb_fails_from_the_header_alone() -> None:
     data = _png_header_only(100_000, 100_000)  # 10 GP claimed, ~60 bytes present
     tracemalloc.start()
-    start = time.perf_counter()
     with pytest.raises(BadInput) as err:
         load_pages(data, "bomb.png")
-    elapsed = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert err.value.reason == "pixel_bomb" and "100000x100000" in str(err.value)
-    assert elapsed < 0.5 and peak < 5 * 2**20
+    assert peak < 5 * 2**20  # decoding even a row of it would take 100 kB; the whole image 10 GB
 
 
 def test_big_pdfs_fail_without_rendering(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -381,11 +378,9 @@ def test_big_pdfs_fail_without_rendering(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(pdfium.PdfPage, "render", no_render)
     monkeypatch.setattr(pdfium.PdfDocument, "get_page", no_render)  # not even loaded
     data = _blank_pdf(500)
-    start = time.perf_counter()
     with pytest.raises(BadInput) as err:
         load_pages(data, "book.pdf")
     assert err.value.reason == "too_many_pages" and "500" in str(err.value)
-    assert time.perf_counter() - start < 1.0
     with pytest.raises(BadInput) as err:
         load_pages(_blank_pdf(1, 2384, 3370), "a0.pdf", Limits(pdf_dpi=2000))
     assert err.value.reason == "page_too_large"
@@ -452,7 +447,7 @@ def test_sniff_names_what_unsupported_bytes_look_like(data: bytes, looks_like: s
 
 
 def test_content_hash_is_sha256_of_bytes() -> None:
-    assert content_hash(b"abc") == hashlib.sha256(b"abc").hexdigest()
+    assert content_hash(b"abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # FIPS 180-2
     assert content_hash(b"abc") != content_hash(b"abd")
 
 
