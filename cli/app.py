@@ -121,7 +121,10 @@ def _train(key: str, data: Path, params, promote: bool) -> None:
         def progress(msg: str, done: int, total: int) -> None:
             bar.update(task, description=f"{key} {msg}", completed=done, total=total)
 
-        result = train_and_register(key, data, params, progress=progress, promote=promote)
+        try:
+            result = train_and_register(key, data, params, progress=progress, promote=promote)
+        except RegistryError as exc:  # the registry is down or answers errors
+            raise fail(str(exc), code=1) from None
     val = {k: v for k, v in result["val"].items() if isinstance(v, float)}
     console.print(f"registered {result['name']}/{result['version']}; validation: {val}")
     if result.get("promoted"):

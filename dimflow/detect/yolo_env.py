@@ -37,18 +37,3 @@ def offline() -> Path:
         {"datasets_dir": str(cfg / "datasets"), "weights_dir": str(cfg / "weights"), "runs_dir": str(cfg / "runs")}
     )
     return cfg
-
-
-def ultralytics_settings_ok() -> dict[str, object]:
-    """What a test asserts: the offline switches ultralytics actually sees."""
-    offline()
-    from ultralytics.utils import SETTINGS, USER_CONFIG_DIR, is_online
-    from ultralytics.utils.checks import check_font
-
-    return {
-        "config_dir": str(USER_CONFIG_DIR),
-        "online": is_online(),
-        "sync": SETTINGS.get("sync"),
-        "mlflow": SETTINGS.get("mlflow"),
-        "font": str(check_font("Arial.ttf")),
-    }

@@ -82,12 +82,16 @@ def test_missing_alias_is_a_clear_error(store: Path) -> None:
 
 def test_ultralytics_is_offline(store: Path) -> None:
     """No font, weight or telemetry look-ups: the switches ultralytics itself reads are set."""
-    from dimflow.detect.yolo_env import ultralytics_settings_ok
+    from dimflow.detect.yolo_env import offline
 
-    seen = ultralytics_settings_ok()
-    assert seen["online"] is False
-    assert seen["sync"] is False and seen["mlflow"] is False
-    assert seen["font"].endswith("Arial.ttf") and Path(seen["font"]).is_file()
+    offline()
+    from ultralytics.utils import SETTINGS, is_online
+    from ultralytics.utils.checks import check_font
+
+    assert is_online() is False
+    assert SETTINGS.get("sync") is False and SETTINGS.get("mlflow") is False
+    font = str(check_font("Arial.ttf"))
+    assert font.endswith("Arial.ttf") and Path(font).is_file()
 
 
 def test_bootstrap_registers_the_shipped_set_once(store: Path) -> None:

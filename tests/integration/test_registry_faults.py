@@ -232,7 +232,9 @@ def test_a_registry_that_accepts_but_never_answers_fails_within_the_timeout(monk
         t0 = time.monotonic()
         with pytest.raises(registry.RegistryUnavailable, match=url):
             champions.get_models()
-        assert time.monotonic() - t0 < 3 * 2 + 10  # 3 attempts of 2 s, backoff 1 + 2 s, margin
+        took = time.monotonic() - t0
+        assert took < 40, took  # 3 attempts of 2 s and 1 + 2 s of backoff; MLflow's defaults take over 15 min
+        print(f"silent registry: get_models failed in {took:.1f} s")
     finally:
         silent.close()
         get_settings.cache_clear()

@@ -28,3 +28,25 @@ def test_synth_writes_requested_drawings(tmp_path: Path) -> None:
 def test_synth_rejects_nonsense_counts(tmp_path: Path) -> None:
     result = runner.invoke(app, ["synth", "--n", "0", "--out", str(tmp_path)])
     assert result.exit_code != 0
+
+
+def test_a_folder_is_sorted_by_content_not_by_name(tmp_path: Path) -> None:
+    """A renamed upload is processed; a corrupt file named like a drawing fails later with its
+    reason; anything else is skipped and said to be skipped, never silently."""
+    import io
+
+    from PIL import Image
+
+    from cli.app import expand_inputs
+
+    buf = io.BytesIO()
+    Image.new("L", (64, 64), 255).save(buf, format="PNG")
+    (tmp_path / "upload-3f2a.dat").write_bytes(buf.getvalue())  # a PNG under another name
+    (tmp_path / "sheet.PNG").write_bytes(buf.getvalue())
+    (tmp_path / "broken.pdf").write_bytes(b"not a pdf at all")  # named like a drawing: reported as failed
+    (tmp_path / "empty.bin").write_bytes(b"")  # empty: reported as failed, not skipped
+    (tmp_path / "README.txt").write_text("drawings for job 17\n")
+    (tmp_path / "sub").mkdir()  # folders inside are not walked
+    found, skipped = expand_inputs([str(tmp_path)])
+    assert [p.name for p in found] == ["broken.pdf", "empty.bin", "sheet.PNG", "upload-3f2a.dat"]
+    assert [p.name for p in skipped] == ["README.txt"] and "text" in skipped[tmp_path / "README.txt"]
