@@ -8,19 +8,20 @@ rm -rf mutants
 .venv/bin/mutmut run --max-children "${MUTMUT_CHILDREN:-2}" >/dev/null || true
 .venv/bin/mutmut results --all true > mutants/results.txt || true
 .venv/bin/python - <<'PY'
-import collections, re
+import collections
+import re
 from pathlib import Path
-rows = [l.strip() for l in Path("mutants/results.txt").read_text().splitlines() if ": " in l]
-by_file = collections.defaultdict(collections.Counter)
-for row in rows:
-    name, status = row.rsplit(": ", 1)
-    module = re.sub(r"\.x[ǁ_].*", "", name.split("__mutmut_")[0])
-    by_file[module.rsplit(".", 1)[0] if ".x_" in name or "ǁ" in name else module][status] += 1
+
+counts = collections.defaultdict(collections.Counter)
+for line in Path("mutants/results.txt").read_text().splitlines():
+    m = re.match(r"\s*([\w.]+?)\.x[_ǁ].*__mutmut_\d+: (\w[\w ]*)$", line)
+    if m:
+        counts[m.group(1)][m.group(2)] += 1
 total = collections.Counter()
-for module, counts in sorted(by_file.items()):
-    n = sum(counts.values())
-    total += counts
-    print(f"{module}: {counts['killed']}/{n} killed ({counts['killed'] / n:.1%}), {dict(counts)}")
+for module, c in sorted(counts.items()):
+    total += c
+    n = sum(c.values())
+    print(f"{module}: {c['killed']}/{n} killed ({c['killed'] / n:.1%}) {dict(c)}")
 n = sum(total.values())
-print(f"all: {total['killed']}/{n} killed ({total['killed'] / max(n, 1):.1%}), {dict(total)}")
+print(f"all: {total['killed']}/{n} killed ({total['killed'] / max(n, 1):.1%}) {dict(total)}")
 PY

@@ -41,9 +41,10 @@ def test_dropping_predictions_lowers_both(synth_dir: Path, tmp_path: Path) -> No
 
 def test_a_missing_prediction_file_counts_as_nothing_found(synth_dir: Path, tmp_path: Path) -> None:
     pred = _copy_truth(synth_dir, tmp_path / "pred")
-    next(iter(sorted(pred.glob("*.json")))).unlink()
+    gone = next(iter(sorted(pred.glob("*.json"))))
+    gone.unlink()
     s = score_dirs(pred, synth_dir / "truth")
-    assert s.value_f1 < 1.0 and len(s.missing) == 1
+    assert s.value_f1 < 1.0 and s.missing == [gone.name]
 
 
 def test_wrong_nominal_or_kind_breaks_the_value_match(synth_dir: Path, tmp_path: Path) -> None:
@@ -102,8 +103,9 @@ def test_bad_inputs_are_named(tmp_path: Path, synth_dir: Path) -> None:
     with pytest.raises(ScoreInputError, match=first.name):
         score_dirs(pred, synth_dir / "truth")
     first.write_text(json.dumps({"schema_version": "2"}))
-    with pytest.raises(ScoreInputError, match="contract"):
+    with pytest.raises(ScoreInputError, match="contract") as err:
         score_dirs(pred, synth_dir / "truth")
+    assert "is a required property" in str(err.value) and "Failed validating" not in str(err.value)  # short
 
 
 def test_cli_prints_table_and_summary_last(synth_dir: Path, tmp_path: Path) -> None:
@@ -126,6 +128,14 @@ def _dim(bbox=(0, 0, 10, 10), kind="linear", nominal=10.0, confidence=0.9, **fie
     return base | fields
 
 
+def test_iou_by_hand_on_boxes_that_are_not_square() -> None:
+    a, b = [10, 20, 40, 30], [25, 22, 60, 50]  # 30 x 10 and 35 x 28, overlapping 15 x 8
+    assert iou(a, b) == pytest.approx(120 / (300 + 980 - 120))
+    assert iou(b, a) == pytest.approx(120 / 1160)
+    assert iou([0, 0, 10, 10], [0, 20, 10, 30]) == 0.0  # side by side vertically: overlap in x only
+    assert iou([0, 0, 0.5, 0.5], [0, 0, 0.5, 0.5]) == 1.0  # boxes smaller than a pixel still compare
+
+
 def test_iou_by_hand() -> None:
     assert iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(50 / 150)
     assert iou([0, 0, 10, 10], [2, 2, 4, 4]) == pytest.approx(4 / 100)
@@ -143,6 +153,10 @@ def test_an_iou_match_whose_truth_centre_lies_outside_the_prediction() -> None:
     assert not boxes_match(pred, [9, 9, 11.2, 11])  # centre (10.1, 10) just outside
     assert not boxes_match(pred, [-1.2, 9, 1, 11])  # centre (-0.1, 10) just outside on the left
     assert boxes_match(pred, [-1, -1, 1, 1])  # centre (0, 0) on the other corner
+    assert not boxes_match(pred, [0, 9, 4, 13])  # centre (2, 11) below it; IoU 4/112
+    assert boxes_match(pred, [4, 0, 20, 10])  # centre (12, 5) outside, IoU exactly 60/200 = 0.3
+    assert boxes_match([0, 20, 30, 30], [2, 22, 6, 28])  # a wide box away from the origin, centre (4, 25)
+    assert boxes_match([0, 0, 30, 10], [18, 4, 22, 6])  # centre (20, 5): inside the wide box
 
 
 def test_value_match_needs_box_kind_and_nominal_within_1e6() -> None:
@@ -171,6 +185,18 @@ def test_full_match_needs_each_field(change: dict) -> None:
     assert full_match(dict(truth), truth)
     assert full_match(truth | {"upper": 0.1000009, "lower": -0.1000009}, truth)  # within 1e-6
     assert value_match(truth | change, truth) and not full_match(truth | change, truth)
+
+
+def test_differences_of_exactly_1e6_still_match() -> None:
+    truth = _dim(nominal=0.0, upper=0.0)
+    assert value_match(_dim(nominal=1e-6, upper=0.0), truth)
+    assert full_match(_dim(nominal=0.0, upper=1e-6), truth)
+
+
+def test_predictions_without_a_confidence_come_last() -> None:
+    truths = [_dim()]
+    unsure = {k: v for k, v in _dim().items() if k != "confidence"}
+    assert match([unsure, _dim(confidence=0.5)], truths, value_match) == [(1, 0)]
 
 
 def test_none_and_zero_are_different_tolerances() -> None:

@@ -44,6 +44,13 @@ def test_support_margin_is_the_box_height_with_edges_included() -> None:
     assert dimension_support(BOX, strokes((120, 84, 120, 40, 1))) == 0  # 1 px above the margin
 
 
+def test_support_edges_on_the_top_left_count_too() -> None:
+    box = Box(0, 300, 100, 340, 115, 0.9)  # x 285..355, y 85..130 with its margin
+    assert dimension_support(box, strokes((285, 85, 250, 60, 1))) == 1  # the top-left corner itself
+    assert dimension_support(box, strokes((284.9, 100, 250, 100, 1))) == 0
+    assert dimension_support(box, strokes((300, 84.9, 300, 40, 1))) == 0
+
+
 def test_support_margin_is_at_least_8_and_at_most_60_px() -> None:
     flat = Box(0, 100, 100, 140, 102, 0.9)  # 2 px tall: margin 8
     assert dimension_support(flat, strokes((148, 101, 170, 101, 1))) == 1
@@ -110,9 +117,13 @@ def test_a_callout_that_parses_but_sits_in_the_title_block_is_text() -> None:
 
 
 def test_the_title_block_rule_uses_the_box_centre() -> None:
-    title = Box(2, 0, 400, 300, 500, 0.9)
-    assert inside(Box(0, 290, 390, 310, 410, 0.9), title)  # centre (300, 400) on the corner
+    title = Box(2, 20, 400, 300, 500, 0.9)
+    assert inside(Box(0, 290, 390, 310, 410, 0.9), title)  # centre (300, 400) on the top-right corner
+    assert inside(Box(0, 10, 490, 30, 510, 0.9), title)  # centre (20, 500) on the bottom-left corner
     assert not inside(Box(0, 290, 380, 312, 410, 0.9), title)  # centre (301, 395)
+    assert not inside(Box(0, 9, 440, 30, 460, 0.9), title)  # centre (19.5, 450): left of it, level with it
+    assert not inside(Box(0, 140, 290, 160, 310, 0.9), title)  # centre (150, 300): above it, in line with it
+    assert not inside(Box(0, 140, 495, 160, 506, 0.9), title)  # centre (150, 500.5): just below it
     lines = strokes((280, 385, 320, 385, 1), (285, 375, 285, 420, 1))
     result = run([interpret(Box(0, 290, 380, 312, 410, 0.9), "25", 0.9)], found_boxes=[title], lines=lines)
     assert [d.text for d in result.dimensions] == ["25"]
@@ -122,6 +133,8 @@ def test_an_unparsed_callout_is_text_at_three_tenths_belief() -> None:
     result = run([interpret(BOX, " NOTE 3 ", 0.9)], lines=strokes(*LINES_AT_BOX))
     assert result.dimensions == []
     assert [(t.text, t.confidence) for t in result.texts] == [("NOTE 3", 0.27)]
+    finer = run([interpret(BOX, "NOTE 3", 0.12345)], lines=strokes(*LINES_AT_BOX))
+    assert [t.confidence for t in finer.texts] == [0.037]  # 0.037035 to 4 places
 
 
 def test_general_text_keeps_its_belief_and_empty_readings_are_dropped() -> None:
@@ -134,9 +147,12 @@ def test_general_text_keeps_its_belief_and_empty_readings_are_dropped() -> None:
 
 def test_a_weak_reading_with_no_dimension_lines_is_text_at_half_belief() -> None:
     weak = interpret(BOX, "R6", 0.4)
-    result = run([weak], lines=strokes((400, 400, 500, 400, 1)))
-    assert result.dimensions == []
+    after = interpret(Box(0, 400, 390, 440, 405, 0.9), "25", 0.9)  # the readings after it are still merged
+    result = run([weak, after], lines=strokes((400, 400, 500, 400, 1)))
+    assert [d.text for d in result.dimensions] == ["25"]
     assert [(t.text, t.confidence) for t in result.texts] == [("R6", 0.2)]
+    weaker = run([interpret(BOX, "R6", 0.12345)], lines=strokes())
+    assert [t.confidence for t in weaker.texts] == [0.0617]  # 0.061725 to 4 places
 
 
 def test_a_weak_reading_needs_only_one_dimension_line_to_stay_a_dimension() -> None:
@@ -170,6 +186,13 @@ def test_dimensions_are_numbered_in_bands_of_50_px_then_left_to_right() -> None:
     ]
     result = run(readings, lines=None)
     assert [(d.id, d.text) for d in result.dimensions] == [("d1", "50"), ("d2", "30"), ("d3", "20"), ("d4", "40")]
+
+
+def test_boxes_are_reported_to_a_tenth_of_a_pixel() -> None:
+    box = Box(0, 100.26, 100.34, 140.25, 115.96, 0.9)
+    result = run([interpret(box, "25", 0.9), interpret(Box(1, 10.04, 9.96, 90.55, 25.66, 0.9), "NOTE", 0.9)])
+    assert result.dimensions[0].bbox == (100.3, 100.3, 140.2, 116.0)  # round half to even: 140.25 -> 140.2
+    assert result.texts[0].bbox == (10.0, 10.0, 90.5, 25.7)
 
 
 def test_result_names_the_page_and_follows_the_contract() -> None:
