@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from dimflow.schema import CalloutFields
 
 CLASSES = ("dimension", "text", "title_block")  # the detector's box classes, in its label order
 STROKE_CLASSES = ("contour", "dimension", "text", "other")  # the segmenter's stroke classes
@@ -68,19 +69,6 @@ class Detections(_Record):
     boxes: list[Box]
     turn: int = Field(default=0, ge=0, le=3)
     elapsed_ms: float = 0.0
-
-
-class CalloutFields(_Record):
-    """A callout's fields as the contract writes them (the grammar's `Callout.fields()`)."""
-
-    text: str
-    kind: Literal["linear", "diameter", "radius", "angular", "thread", "chamfer"]
-    nominal: float
-    unit: Literal["mm", "deg", "in"]
-    upper: float | None
-    lower: float | None
-    fit: str | None
-    count: int = Field(ge=1)
 
 
 class Reading(_Record):

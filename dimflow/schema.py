@@ -35,10 +35,9 @@ class ImageSize(_Strict):
     height: int = Field(ge=1)
 
 
-class Dimension(_Strict):
-    """One dimension callout: its normalised text, parsed fields, place and belief."""
+class CalloutFields(_Strict):
+    """What a dimension callout says, as the grammar parses it (`Callout.fields()`)."""
 
-    id: str | None = None
     text: str
     kind: Kind
     nominal: float
@@ -47,6 +46,12 @@ class Dimension(_Strict):
     lower: float | None
     fit: str | None
     count: int = Field(ge=1)
+
+
+class Dimension(CalloutFields):
+    """One dimension callout: its normalised text, parsed fields, place and belief."""
+
+    id: str | None = None
     bbox: BBox
     confidence: float = Field(ge=0.0, le=1.0)
 

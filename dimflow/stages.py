@@ -19,8 +19,8 @@ from dimflow import inputs
 from dimflow.champions import ModelSet
 from dimflow.grammar import GrammarError, parse
 from dimflow.merge import merge
-from dimflow.records import Box, CalloutFields, Detections, PageRef, Reading, Readings, Strokes
-from dimflow.schema import DrawingResult
+from dimflow.records import Box, Detections, PageRef, Reading, Readings, Strokes
+from dimflow.schema import CalloutFields, DrawingResult
 from dimflow.storage import Storage
 
 # bump when inference code changes what a stage returns for the same model files: cached stage

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,16 +22,11 @@ import pytest
 from dimflow import champions, registry
 from dimflow.lifecycle import bootstrap
 from dimflow.settings import get_settings
+from tests.servers import free_port, stop, wait_until_answers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 LOOKUPS = ("registered-models/get", "model-versions/get", "model-versions/search")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FaultyProxy:
@@ -97,35 +91,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproces
     if not (get_settings().baseline_dir / "reader" / "checksums.json").is_file():
         pytest.skip("the shipped baseline models are missing")
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
+    port = free_port()
     cmd = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
            "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--no-serve-artifacts",
            "--default-artifact-root", (root / "artifacts").as_uri()]  # fmt: skip
     log = (root / "server.log").open("wb")
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 180  # ~40 s on a cold 2-core machine
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"mlflow server exited with {proc.returncode}: {(root / 'server.log').read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("mlflow server did not answer within 180 s")
-            time.sleep(0.5)
+    server_log = root / "server.log"
+    wait_until_answers(proc, f"http://127.0.0.1:{port}/health", "mlflow server", 180, server_log.read_text)
     proxy = FaultyProxy(port)
     try:
         yield proc, proxy, root, f"http://127.0.0.1:{port}"
     finally:
         proxy.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
 
 

@@ -6,11 +6,8 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import pytest
 
 from blocks import S3ResultStorage
 from dimflow.storage import S3Storage, StorageConflict, storage_from_url
+from tests.servers import free_port, stop, wait_until_answers
 from tests.storage_race import race_puts
 
 pytestmark = pytest.mark.integration
@@ -31,12 +29,6 @@ if importlib.util.find_spec("moto") is None:
 BUCKET = "dimflow-results"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _moto_command(port: int) -> list[str]:
     # the console script next to this interpreter, so the test uses the venv's moto even if PATH does not
     script = Path(sys.executable).with_name("moto_server")
@@ -48,30 +40,18 @@ def _moto_command(port: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(_moto_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                pytest.fail(f"moto_server exited with {proc.returncode}: {err[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("moto_server did not answer within 60 s")
-                time.sleep(0.1)
+        wait_until_answers(proc, f"{url}/moto-api/", "moto_server", 60, lambda: _stderr(proc))
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 10)
+
+
+def _stderr(proc: subprocess.Popen) -> str:
+    return proc.stderr.read().decode(errors="replace") if proc.stderr and proc.poll() is not None else ""
 
 
 @pytest.fixture
