@@ -62,8 +62,26 @@ def test_emitted_json_validates_and_matches_contract_example() -> None:
     assert doc["dimensions"][1]["count"] == 4 and doc["dimensions"][1]["kind"] == "thread"
 
 
-def test_to_json_is_stable() -> None:
-    assert _result().to_json() == _result().to_json()
+def test_to_json_sorts_keys_so_equal_results_are_equal_bytes() -> None:
+    doc = _result().to_json()
+    assert doc.index('"dimensions"') < doc.index('"drawing_id"') < doc.index('"image"') < doc.index('"models"')
+
+
+def test_content_hash_ignores_timings_and_nothing_else() -> None:
+    """Results are stored under this hash: a rerun that only took longer is the same result."""
+    a, b = _result(), _result()
+    b.timings_ms = {"detect": 999.0, "read_cached": 3.0}
+    assert a.content_hash() == b.content_hash() and a.to_json() != b.to_json()
+    for change in (
+        lambda r: setattr(r.dimensions[0], "confidence", 0.95),
+        lambda r: setattr(r.dimensions[1], "bbox", (10, 10, 50, 31)),
+        lambda r: setattr(r, "models", {"detector": "drawing-detector/8"}),
+        lambda r: r.texts.pop(),
+    ):
+        c = _result()
+        change(c)
+        assert c.content_hash() != a.content_hash()
+    assert len(a.content_hash()) == 64 and a.timings_ms == {"detect": 41.0}  # hashing leaves the result as it was
 
 
 def test_schema_rejects_what_the_contract_forbids() -> None:
