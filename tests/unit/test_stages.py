@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dimflow.grammar import GrammarError, parse
 from dimflow.records import Box, Reading
 from dimflow.stages import interpret, turn_box
 
@@ -21,13 +22,21 @@ BOX = Box(0, 100, 100, 140, 115, 0.9)
         ("M3x0.5-6H-", "M3x0.5-6H", True),
         ("(Ø12", "Ø12", True),
         ("25.|", "25", True),  # several debris characters trimmed one by one
+        ("Ø12) H7", "Ø12 H7", True),  # an unbalanced bracket inside, not at an edge
+        (")(30)", "(30)", True),  # only the extra bracket goes: the reference's own stay
+        ("((30)", "(30)", True),
     ],
 )
 def test_interpret_trims_ocr_debris_and_says_so(raw: str, text: str, repaired: bool) -> None:
     r = interpret(BOX, raw, 0.9)
     assert r.fields is not None and r.fields.text == text
     assert r.repaired is repaired and r.raw == raw and r.confidence == 0.9
-    assert (r.error is not None) is repaired  # a repaired reading keeps why the raw string failed
+    if repaired:  # a repaired reading keeps why the raw string failed
+        with pytest.raises(GrammarError) as refused:
+            parse(raw)
+        assert r.error == str(refused.value)
+    else:
+        assert r.error is None
 
 
 def test_interpret_leaves_text_that_is_no_dimension() -> None:
