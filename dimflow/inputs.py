@@ -136,6 +136,17 @@ def iter_pages(data: bytes, name: str = "input", limits: Limits | None = None) -
 def load_path(path: Path, limits: Limits | None = None) -> list[Page]:
     """load_pages on a file; a missing or oversized file is refused before its bytes are read."""
     limits = limits or Limits()
+    return load_pages(read_file(path, limits), Path(path).name, limits)
+
+
+def too_large(name: str, n_bytes: int, limits: Limits) -> BadInput:
+    """The refusal of an input over the size limit, for callers that learn its size before fetching it."""
+    return _too_large(name, n_bytes, limits)
+
+
+def read_file(path: Path, limits: Limits | None = None) -> bytes:
+    """A file's bytes; a missing, unreadable or oversized file is refused before its bytes are read."""
+    limits = limits or Limits()
     path = Path(path)
     try:
         if path.is_dir():
@@ -150,7 +161,7 @@ def load_path(path: Path, limits: Limits | None = None) -> list[Page]:
         ) from None
     except PermissionError:
         raise BadInput("unreadable", f"{path} cannot be read (permission denied); make the file readable.") from None
-    return load_pages(data, path.name, limits)
+    return data
 
 
 # --- rasters -----------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from dimflow.grammar import GrammarError, parse
 from dimflow.merge import merge
 from dimflow.records import Box, Detections, PageRef, Reading, Readings, Strokes
 from dimflow.schema import CalloutFields, DrawingResult
-from dimflow.storage import Storage
+from dimflow.storage import S3Storage, Storage
 
 # bump when inference code changes what a stage returns for the same model files: cached stage
 # results are keyed on it together with the input's hash and the model versions
@@ -36,12 +36,35 @@ def _ms_since(t0: float) -> float:
 # ---------------------------------------------------------------- load
 
 
-def load(path: Path, store: Storage, limits: inputs.Limits) -> list[PageRef]:
-    """Check and render a drawing file (refusing bad input with its reason), store each page as PNG
+def fetch(source: str, store: Storage, limits: inputs.Limits) -> tuple[str, bytes]:
+    """A drawing's file name and bytes, from a path the worker can read, `store:<key>` (an object in
+    the result storage, as an upload is kept) or `s3://bucket/key` (boto3's credentials and
+    endpoint, e.g. AWS_ENDPOINT_URL_S3). Oversized and missing inputs are refused before their
+    bytes are fetched."""
+    if not source.startswith(("store:", "s3://")):
+        return Path(source).name, inputs.read_file(Path(source), limits)
+    if source.startswith("store:"):
+        origin, key = store, source.removeprefix("store:")
+    else:
+        bucket, _, key = source.removeprefix("s3://").partition("/")
+        origin = S3Storage(bucket=bucket)
+    name = key.rsplit("/", 1)[-1]
+    try:
+        size = origin.size(key)
+    except (FileNotFoundError, ValueError) as exc:  # ValueError: a key the storage refuses (.., //, ...)
+        raise inputs.BadInput("missing", f"{source}: no such object ({exc}); check the key or URI.") from None
+    if size > limits.max_bytes:
+        raise inputs.too_large(name, size, limits)
+    return name, origin.get(key)
+
+
+def load(source: str, store: Storage, limits: inputs.Limits) -> list[PageRef]:
+    """Check and render a drawing (refusing bad input with its reason), store each page as PNG
     under the file's content hash and the page's pixels' hash (another render of the same file,
     at another dpi, is another page), and return where the pages are."""
-    pages = inputs.load_path(path, limits)
-    digest = inputs.content_hash(path.read_bytes())
+    name, data = fetch(source, store, limits)
+    pages = inputs.load_pages(data, name, limits)
+    digest = inputs.content_hash(data)
     refs = []
     for page in pages:
         buf = io.BytesIO()
@@ -50,7 +73,7 @@ def load(path: Path, store: Storage, limits: inputs.Limits) -> list[PageRef]:
         key = f"pages/{digest}/{page.number}-{hashlib.sha256(png).hexdigest()[:16]}.png"
         store.put(key, png, "image/png")
         refs.append(
-            PageRef(drawing_id=digest, source=str(path), page=page.number, n_pages=page.n_pages, key=key,
+            PageRef(drawing_id=digest, source=source, page=page.number, n_pages=page.n_pages, key=key,
                     dpi=page.dpi, width=int(page.gray.shape[1]), height=int(page.gray.shape[0]))
         )  # fmt: skip
     return refs

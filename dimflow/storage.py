@@ -57,6 +57,8 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def size(self, key: str) -> int: ...
+
     def uri(self, key: str) -> str: ...
 
 
@@ -163,6 +165,13 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        """The object's size in bytes, without reading it."""
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(errno.ENOENT, "no object stored under this key", path.as_uri())
+        return path.stat().st_size
 
 
 def _error_code(e: Exception) -> tuple[str, int]:
@@ -315,21 +324,31 @@ class S3Storage:
             raise FileNotFoundError(errno.ENOENT, "no object stored under this key", self.uri(key))
         return data
 
-    def _exists(self, full_key: str) -> bool:
+    def _head(self, full_key: str) -> dict | None:
+        """The object's metadata, or None if the key is absent."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client().head_object(Bucket=self.bucket, Key=full_key)
+            return self.client().head_object(Bucket=self.bucket, Key=full_key)
         except ClientError as e:
             if _missing(e):
-                return False
+                return None
             raise StorageError(f"cannot check s3://{self.bucket}/{full_key}: {e}") from e
         except BotoCoreError as e:
             raise StorageError(f"cannot check s3://{self.bucket}/{full_key}: {e}") from e
-        return True
+
+    def _exists(self, full_key: str) -> bool:
+        return self._head(full_key) is not None
 
     def exists(self, key: str) -> bool:
         return self._exists(self._key(key))
+
+    def size(self, key: str) -> int:
+        """The object's size in bytes from a HEAD request, without fetching it."""
+        head = self._head(self._key(key))
+        if head is None:
+            raise FileNotFoundError(errno.ENOENT, "no object stored under this key", self.uri(key))
+        return int(head["ContentLength"])
 
 
 def storage_from_url(url: str, **kw: Any) -> Storage:

@@ -37,7 +37,9 @@ def _page(page: PageRef, refs: dict[str, str], storage: str | None) -> StoredRes
 
 @flow(name="process-drawing", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def process_drawing(path: str, storage: str | None = None) -> list[StoredResult]:
-    """Every dimension of one drawing file (each PDF page a drawing) as the contract's JSON."""
+    """Every dimension of one drawing (each PDF page a drawing) as the contract's JSON. `path` is a
+    file the worker can read, `store:<key>` of an object in the result storage (an upload) or an
+    `s3://bucket/key` URI."""
     pages = load_drawing(path, storage)
     refs = resolve_models()
     done = [_page(p, refs, storage) for p in pages]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -68,8 +67,9 @@ def served_from_cache(**states: State) -> frozenset[str]:
 
 @task(cache_policy=NO_CACHE)
 def load_drawing(path: str, storage: str | None = None) -> list[PageRef]:
-    """Check and render a file, refusing bad input with its reason; store each page as PNG."""
-    return stages.load(Path(path), resolve_storage(storage), get_settings().limits())
+    """Check and render a drawing (a path, `store:<key>` or `s3://bucket/key`), refusing bad input
+    with its reason; store each page as PNG."""
+    return stages.load(path, resolve_storage(storage), get_settings().limits())
 
 
 @task(cache_policy=NO_CACHE)

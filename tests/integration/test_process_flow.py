@@ -224,6 +224,23 @@ def test_a_new_render_of_the_same_pdf_is_a_new_page_not_a_conflict(
     assert (store / first.objects["json"]).is_file() and (store / second.objects["json"]).is_file()
 
 
+def test_a_stored_upload_is_processed_by_its_key(env: Path) -> None:
+    """A deployed run gets the key of an upload the service stored, not a path on the worker."""
+    from dimflow.storage import LocalStorage
+    from flows.process import process_drawing
+
+    img = sorted((env / "drawings" / "images").glob("*.png"))[1]
+    data = img.read_bytes()
+    key = f"uploads/{hashlib.sha256(data).hexdigest()}/{img.name}"
+    LocalStorage(env / "data" / "store").put(key, data, "image/png")
+    (done,) = process_drawing(f"store:{key}")
+    doc = json.loads((env / "data" / "store" / done.objects["json"]).read_text())
+    assert doc["source"] == f"store:{key}" and doc["drawing_id"] == hashlib.sha256(data).hexdigest()
+    assert doc["dimensions"]
+    state = process_drawing("store:uploads/0000/absent.png", return_state=True)
+    assert state.is_failed() and getattr(state.result(raise_on_failure=False), "reason", None) == "missing"
+
+
 def test_an_unreachable_registry_fails_the_run_in_bounded_time_naming_it(
     env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -160,3 +160,32 @@ def test_block_storage_against_server(endpoint: str, store: S3Storage, monkeypat
     with pytest.raises(StorageConflict):
         s3.put("dims.json", b'{"n": 4}')
     assert store.get("block/dims.json") == b'{"n": 3}'
+
+
+def test_size_comes_from_a_head_request(store: S3Storage) -> None:
+    store.put("sized.bin", b"x" * 1234)
+    assert store.size("sized.bin") == 1234
+    with pytest.raises(FileNotFoundError):
+        store.size("absent.bin")
+
+
+def test_a_drawing_is_fetched_from_an_s3_uri_and_refused_by_its_size(
+    store: S3Storage, endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`s3://bucket/key` inputs (an upload the worker cannot see as a file): boto3 finds the endpoint
+    in AWS_ENDPOINT_URL_S3, as it would find a plant's MinIO."""
+    from dimflow.inputs import BadInput, Limits
+    from dimflow.stages import fetch
+    from dimflow.storage import LocalStorage
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    store.put("in/part-17.pdf", b"%PDF-1.7 stand-in bytes")
+    uri = f"s3://{BUCKET}/{store.prefix}/in/part-17.pdf"
+    results = LocalStorage(tmp_path)
+    assert fetch(uri, results, Limits()) == ("part-17.pdf", b"%PDF-1.7 stand-in bytes")
+    with pytest.raises(BadInput) as refused:
+        fetch(uri, results, Limits(max_bytes=10))
+    assert refused.value.reason == "too_large"
+    with pytest.raises(BadInput) as refused:
+        fetch(f"s3://{BUCKET}/{store.prefix}/in/absent.pdf", results, Limits())
+    assert refused.value.reason == "missing"

@@ -58,3 +58,56 @@ def test_turn_box_follows_np_rot90(turn: int) -> None:
     ys, xs = np.nonzero(turned)
     moved = turn_box(Box(0, 30, 10, 50, 20, 1.0), turn, page.shape)
     assert (moved.x0, moved.y0, moved.x1, moved.y1) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+# ---------------------------------------------------------------- where a drawing comes from
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (300, 200), 255).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a_drawing_is_fetched_from_the_store_by_key_or_from_a_path(tmp_path) -> None:
+    from dimflow.inputs import Limits
+    from dimflow.stages import fetch
+    from dimflow.storage import LocalStorage
+
+    store = LocalStorage(tmp_path / "store")
+    store.put("uploads/ab12/part-17.png", _png())
+    assert fetch("store:uploads/ab12/part-17.png", store, Limits()) == ("part-17.png", _png())
+    (tmp_path / "sheet.png").write_bytes(_png())
+    assert fetch(str(tmp_path / "sheet.png"), store, Limits()) == ("sheet.png", _png())
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("store:uploads/ab12/absent.png", "missing"),
+        ("store:../../etc/passwd", "missing"),  # the store refuses keys that leave it
+        ("store:", "missing"),
+        ("store:uploads/ab12/part-17.png", "too_large"),  # 1 kB limit: refused from its size alone
+    ],
+)
+def test_a_stored_drawing_that_is_missing_or_too_large_is_refused_before_it_is_read(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, source: str, reason: str
+) -> None:
+    from dimflow.inputs import BadInput, Limits
+    from dimflow.stages import fetch
+    from dimflow.storage import LocalStorage
+
+    store = LocalStorage(tmp_path / "store")
+    store.put("uploads/ab12/part-17.png", _png() + b"\0" * 2000)
+
+    def no_reads(key: str) -> bytes:
+        raise AssertionError(f"read {key} although it was to be refused")
+
+    monkeypatch.setattr(store, "get", no_reads)
+    with pytest.raises(BadInput) as refused:
+        fetch(source, store, Limits(max_bytes=1000))
+    assert refused.value.reason == reason
