@@ -16,14 +16,23 @@ from pathlib import Path
 
 counts = collections.defaultdict(collections.Counter)
 for line in Path("mutants/results.txt").read_text().splitlines():
-    m = re.match(r"\s*([\w.]+?)\.x[_ǁ].*__mutmut_\d+: (\w[\w ]*)$", line)
+    m = re.match(r"\s*([\w.]+?)\.x[_ǁ](.*?)__mutmut_\d+: (\w[\w ]*)$", line)
     if m:
-        counts[m.group(1)][m.group(2)] += 1
-total = collections.Counter()
-for module, c in sorted(counts.items()):
-    total += c
-    n = sum(c.values())
-    print(f"{module}: {c['killed']}/{n} killed ({c['killed'] / n:.1%}) {dict(c)}")
-n = sum(total.values())
-print(f"all: {total['killed']}/{n} killed ({total['killed'] / max(n, 1):.1%}) {dict(total)}")
+        module, function, status = m.groups()
+        counts[module][status] += 1
+        counts[f"{module}.{function}"][status] += 1
+
+
+def line(name: str, c: collections.Counter) -> str:
+    tested = sum(c.values()) - c["no tests"]
+    caught = c["killed"] + c["timeout"]
+    return f"{name}: {caught}/{tested} caught ({caught / max(tested, 1):.1%}) {dict(c)}"
+
+
+modules = sorted(k for k in counts if k.count(".") == 1)
+for module in modules:
+    print(line(module, counts[module]))
+for name in sorted(k for k in counts if k.count(".") == 2 and counts[k]["no tests"] == 0 and k.startswith("dimflow.stages")):
+    print("  " + line(name, counts[name]))
+print(line("all", sum((counts[m] for m in modules), collections.Counter())))
 PY
