@@ -24,6 +24,8 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from dimflow.settings import Settings, get_settings
+
 SUPPORTED = "PNG, JPEG, TIFF, BMP or PDF"
 
 # PDFium is not thread-safe (flows may run tasks in threads): every call into it holds this lock
@@ -35,6 +37,8 @@ _PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF", "bmp": "BMP"}
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError)
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
+
+_DEFAULTS = Settings.model_fields  # one source for the limits' numbers
 
 
 class BadInput(ValueError):
@@ -66,13 +70,14 @@ class Page:
 
 @dataclass(frozen=True)
 class Limits:
-    """What one input may cost; defaults fit an A0 sheet at 300 dpi (~108 MP) with room to spare."""
+    """What one input may cost. The defaults are the settings' embedded ones (an A0 sheet at 300 dpi,
+    ~108 MP, with room to spare); `Settings.limits()` gives the configured values."""
 
-    max_bytes: int = 200 * 2**20
-    max_pixels: int = 120_000_000  # per page, after rendering
+    max_bytes: int = _DEFAULTS["max_bytes"].default
+    max_pixels: int = _DEFAULTS["max_pixels"].default  # per page, after rendering
     min_side: int = 32  # px
-    max_pages: int = 50
-    pdf_dpi: float = 200.0
+    max_pages: int = _DEFAULTS["max_pages"].default
+    pdf_dpi: float = _DEFAULTS["pdf_dpi"].default
 
     def __post_init__(self) -> None:
         for field in ("max_bytes", "max_pixels", "min_side", "max_pages", "pdf_dpi"):
@@ -123,7 +128,7 @@ def iter_pages(data: bytes, name: str = "input", limits: Limits | None = None) -
     Everything that can be checked without decoding (type, size, page count, page sizes) is checked
     before this returns, so a bad file fails here rather than halfway through the iteration.
     """
-    limits = limits or Limits()
+    limits = limits or get_settings().limits()
     data = bytes(data)
     if len(data) > limits.max_bytes:
         raise _too_large(name, len(data), limits)
@@ -135,7 +140,7 @@ def iter_pages(data: bytes, name: str = "input", limits: Limits | None = None) -
 
 def load_path(path: Path, limits: Limits | None = None) -> list[Page]:
     """load_pages on a file; a missing or oversized file is refused before its bytes are read."""
-    limits = limits or Limits()
+    limits = limits or get_settings().limits()
     return load_pages(read_file(path, limits), Path(path).name, limits)
 
 
@@ -146,7 +151,7 @@ def too_large(name: str, n_bytes: int, limits: Limits) -> BadInput:
 
 def read_file(path: Path, limits: Limits | None = None) -> bytes:
     """A file's bytes; a missing, unreadable or oversized file is refused before its bytes are read."""
-    limits = limits or Limits()
+    limits = limits or get_settings().limits()
     path = Path(path)
     try:
         if path.is_dir():
