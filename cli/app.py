@@ -24,9 +24,12 @@ console = Console(stderr=True, soft_wrap=True)
 
 @app.callback()
 def main(
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings only (no epoch lines).")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Log warnings only (no epoch or task-run lines).")
+    ] = False,
 ) -> None:
     """dimflow: mechanical engineering drawings in, every dimension out as structured data."""
+    configure_environment(log_level="WARNING" if quiet else None)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("alembic", "mlflow", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -67,12 +67,13 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def configure_environment(settings: Settings | None = None) -> None:
+def configure_environment(settings: Settings | None = None, log_level: str | None = None) -> None:
     """Embedded defaults for the libraries that read only environment variables; variables already
     set win. Idempotent. No telemetry leaves an air-gapped plant; a registry that does not answer
     fails a request in `registry_timeout_s` after `registry_retries` retries (MLflow's own default,
     7 retries with a 2x backoff and a 120 s timeout, hangs a run for minutes); a cold 2-core machine
-    starts Prefect's local server within its timeout; ultralytics stays offline in its own folder."""
+    starts Prefect's local server within its timeout; ultralytics stays offline in its own folder.
+    `log_level` sets Prefect's (the CLI's --quiet)."""
     s = settings or get_settings()
     defaults = {
         "DO_NOT_TRACK": "1",
@@ -92,3 +93,5 @@ def configure_environment(settings: Settings | None = None) -> None:
     # never left to a caller's environment: ultralytics must not download or pip-install at run time
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "false"
+    if log_level:  # Prefect sets its loggers' level from this when it starts logging (`dimflow -q`)
+        os.environ["PREFECT_LOGGING_LEVEL"] = log_level
