@@ -219,17 +219,18 @@ def process(
     if not files:
         raise fail(f"no drawings found in {' '.join(inputs)} (looked at every file's content for PNG, JPEG, "
                    "TIFF, BMP or PDF)")  # fmt: skip
-    from dimflow.champions import champion_versions
+    from dimflow.cache import champions_key, result_cache
+    from dimflow.champions import champion_refs
 
     try:  # before Prefect starts: a registry that is down or empty fails every file the same way
-        champion_versions()
+        models = champions_key(champion_refs())
     except RegistryError as exc:
         raise fail(str(exc), code=1) from None
-    from flows.process import process_drawing
-    from tasks.process import resolve_storage
+    from tasks.process import resolve_storage, storage_scope
 
     _quiet_bad_input_tracebacks()
     out.mkdir(parents=True, exist_ok=True)
+    store, cache, scope = resolve_storage(storage), result_cache(), storage_scope(storage)
     failed: dict[str, str] = {}
     used: set[str] = set()
     with Progress(
@@ -238,27 +239,56 @@ def process(
         task = bar.add_task("process", total=len(files))
         for f in files:
             bar.update(task, description=f"process {f.name}")
-            state = process_drawing(str(f), storage, return_state=True)
-            bar.advance(task)
-            if not state.is_completed():
-                exc = state.result(raise_on_failure=False)
-                failed[str(f)] = str(exc) if isinstance(exc, BaseException) else (state.message or state.name)
-                console.print(f"[red]failed[/red] {f}: {failed[str(f)]}")
-                if isinstance(exc, RegistryError):  # every other file would fail the same way
-                    raise fail(f"{failed[str(f)]}", code=1)
-                continue
-            store = resolve_storage(storage)
             stem = f.stem if f.stem not in used else f"{f.parent.name}-{f.stem}"
             used.add(stem)
-            for done in state.result():
-                for ext in ("json", "png", "csv"):
-                    _write_atomic(out / f"{stem}{done.page.suffix}.{ext}", store.get(done.objects[ext]))
-                console.print(
-                    f"{f}{done.page.suffix}: {done.n_dimensions} dimensions -> {out / stem}{done.page.suffix}.json"
-                    + ("" if done.written else " (already stored)")
-                )
+            hit = _from_cache(cache, f, models, scope, store, out / stem)
+            done = hit if hit is not None else _process_one(f, storage, failed, out / stem, store)
+            bar.advance(task)
+            for d in done or []:
+                note = " (from the result cache)" if hit is not None else "" if d.written else " (already stored)"
+                written = out / f"{stem}{d.page.suffix}.json"
+                console.print(f"{f}{d.page.suffix}: {d.n_dimensions} dimensions -> {written}{note}")
     if failed:
         raise fail(f"{len(failed)} of {len(files)} file(s) failed: " + "; ".join(failed), code=1)
+
+
+def _copy_outputs(store, results, out_stem: Path) -> None:
+    for d in results:
+        for ext in ("json", "png", "csv"):
+            _write_atomic(out_stem.with_name(f"{out_stem.name}{d.page.suffix}.{ext}"), store.get(d.objects[ext]))
+
+
+def _from_cache(cache, f: Path, models: str, scope: str, store, out_stem: Path):
+    """A drawing answered from the result cache without a flow run; None on a miss (or no cache)."""
+    from dimflow.inputs import content_hash
+
+    if cache is None or not f.is_file():
+        return None
+    hit = cache.get(content_hash(f.read_bytes()), models, scope)
+    if hit is None:
+        return None
+    try:
+        _copy_outputs(store, hit, out_stem)
+    except FileNotFoundError:  # the store lost what the cache points at: process it again
+        return None
+    return hit
+
+
+def _process_one(f: Path, storage: str | None, failed: dict[str, str], out_stem: Path, store):
+    """One file through the process-drawing flow; its outputs copied beside `out_stem`, or its failure noted."""
+    from flows.process import process_drawing
+
+    state = process_drawing(str(f), storage, return_state=True)
+    if not state.is_completed():
+        exc = state.result(raise_on_failure=False)
+        failed[str(f)] = str(exc) if isinstance(exc, BaseException) else (state.message or state.name)
+        console.print(f"[red]failed[/red] {f}: {failed[str(f)]}")
+        if isinstance(exc, RegistryError):  # every other file would fail the same way
+            raise fail(f"{failed[str(f)]}", code=1)
+        return None
+    done = state.result()
+    _copy_outputs(store, done, out_stem)
+    return done
 
 
 @train_app.command("segmenter")

@@ -123,6 +123,13 @@ def champion_versions() -> dict[str, int]:
     return found
 
 
+def champion_refs() -> dict[str, str]:
+    """Each role's champion as "name/version", without loading anything (what a cache lookup keys on)."""
+    from dimflow.lifecycle import get_kind
+
+    return {role: f"{get_kind(role).name}/{v}" for role, v in champion_versions().items()}
+
+
 _MODELS: ModelSet | None = None
 _LOADED_FOR: dict[str, int] = {}  # the champions the loaded set was loaded for (fallbacks included)
 _LOCK = threading.Lock()

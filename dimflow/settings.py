@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     storage_url: str | None = Field(
         default=None, description="Where pages and results go: a folder or s3://bucket/prefix; default: data_dir/store."
     )
+    redis_url: str | None = Field(
+        default=None, description="Redis for the whole-drawing result cache (redis://host:6379/0); none: no cache."
+    )
+    redis_timeout_s: float = Field(default=0.5, gt=0, le=10, description="Seconds one cache call may take.")
+    cache_ttl_s: int = Field(default=30 * 24 * 3600, ge=1, description="How long a cached result is kept.")
     pdf_dpi: float = Field(default=200.0, gt=0, le=1200, description="Resolution PDF pages are rendered at.")
     max_pixels: int = Field(default=120_000_000, ge=1, description="Largest page accepted, in pixels.")
     max_pages: int = Field(default=50, ge=1, description="Most pages accepted in one PDF.")

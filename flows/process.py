@@ -18,6 +18,7 @@ from tasks.process import (
     publish_summary,
     read_page,
     read_pages,
+    remember_results,
     resolve_models,
     segment_page,
     served_from_cache,
@@ -43,6 +44,7 @@ def process_drawing(path: str, storage: str | None = None) -> list[StoredResult]
     pages = load_drawing(path, storage)
     refs = resolve_models()
     done = [_page(p, refs, storage) for p in pages]
+    remember_results(done, refs, storage)
     publish_summary(done, refs, storage)
     for d in done:
         print(f"{d.page.source}{d.page.suffix}: {d.n_dimensions} dimensions -> {d.uris['json']}")
@@ -78,6 +80,7 @@ def process_batch(paths: list[str], storage: str | None = None, batch_size: int 
             result = merge_page(page, found.result()[i], readings.result()[i], seg.result(), refs, cached)
             persisted.append(persist_page.submit(page, result, storage))
     done: list[StoredResult] = [f.result() for f in persisted]
+    remember_results(done, refs, storage)
     publish_summary(done, refs, storage, failed)
     for path, why in failed.items():
         print(f"FAILED {path}: {why}")

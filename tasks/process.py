@@ -21,7 +21,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
-from dimflow import champions, report, stages
+from dimflow import cache, champions, report, stages
 from dimflow.merge import merge
 from dimflow.records import Detections, PageRef, Readings, StoredResult, Strokes
 from dimflow.schema import DrawingResult
@@ -127,6 +127,25 @@ def merge_page(
 def persist_page(page: PageRef, result: DrawingResult, storage: str | None = None) -> StoredResult:
     """Result JSON, ballooned PNG and inspection CSV, content-addressed: an identical rerun stores nothing."""
     return report.persist(resolve_storage(storage), page, result, _pixels(storage, page))
+
+
+def storage_scope(storage: str | None) -> str:
+    """What tells one result storage from another in a cache key: where its results live."""
+    return resolve_storage(storage).uri("results")
+
+
+@task(cache_policy=NO_CACHE)
+def remember_results(done: list[StoredResult], refs: dict[str, str], storage: str | None = None) -> int:
+    """Put each drawing's results in the Redis cache, when there is one and the champions produced
+    them; returns how many drawings were cached."""
+    store = cache.result_cache()
+    if store is None or not cache.cacheable(refs):
+        return 0
+    by_drawing: dict[str, list[StoredResult]] = {}
+    for d in done:
+        by_drawing.setdefault(d.page.drawing_id, []).append(d)
+    scope, models = storage_scope(storage), cache.champions_key(refs)
+    return sum(store.put(drawing_id, models, scope, pages) for drawing_id, pages in by_drawing.items())
 
 
 @task(cache_policy=NO_CACHE)

@@ -241,6 +241,41 @@ def test_a_stored_upload_is_processed_by_its_key(env: Path) -> None:
     assert state.is_failed() and getattr(state.result(raise_on_failure=False), "reason", None) == "missing"
 
 
+def test_with_redis_a_resubmitted_drawing_is_answered_without_a_flow_run_and_without_redis_it_still_runs(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    import flows.process
+    from cli.app import app
+    from tests.redis_server import redis_server
+
+    img = sorted((env / "drawings" / "images").glob("*.png"))[0]
+    with redis_server(tmp_path) as (url, proc):
+        monkeypatch.setenv("DIMFLOW_REDIS_URL", url)
+        get_settings.cache_clear()
+        first = CliRunner().invoke(app, ["process", str(img), "--out", str(tmp_path / "a")])
+        assert first.exit_code == 0, first.output
+
+        def no_flow(*args, **kwargs):
+            raise AssertionError("a flow ran for a drawing the cache holds")
+
+        with monkeypatch.context() as mp:
+            mp.setattr(flows.process, "process_drawing", no_flow)
+            again = CliRunner().invoke(app, ["process", str(img), "--out", str(tmp_path / "b")])
+        assert again.exit_code == 0 and "from the result cache" in again.output, again.output
+        for ext in ("json", "png", "csv"):
+            name = f"{img.stem}.{ext}"
+            assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        proc.terminate()
+        proc.wait(timeout=10)
+        down = CliRunner().invoke(app, ["process", str(img), "--out", str(tmp_path / "c")])  # Redis down: uncached
+        assert down.exit_code == 0 and "from the result cache" not in down.output, down.output
+        assert (tmp_path / "c" / f"{img.stem}.json").read_bytes() == (tmp_path / "a" / f"{img.stem}.json").read_bytes()
+    monkeypatch.delenv("DIMFLOW_REDIS_URL")
+    get_settings.cache_clear()
+
+
 def test_an_unreachable_registry_fails_the_run_in_bounded_time_naming_it(
     env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
