@@ -17,6 +17,7 @@ from collections import Counter
 
 from pydantic import TypeAdapter, ValidationError
 
+from dimflow.champions import ROLES
 from dimflow.records import StoredResult
 from dimflow.settings import Settings, get_settings
 
@@ -29,7 +30,7 @@ KEY_VERSION = "v1"  # bump when what an entry holds changes shape
 def champions_key(versions: dict[str, str]) -> str:
     """The model versions a cached result depends on, as "role=name/version" pairs (no notes, no
     text engine or device: the registry's champions are what a lookup can know before loading)."""
-    return ",".join(f"{role}={versions[role]}" for role in ("detector", "reader", "segmenter"))
+    return ",".join(f"{role}={versions[role]}" for role in ROLES)
 
 
 class ResultCache:

@@ -131,7 +131,7 @@ def iter_pages(data: bytes, name: str = "input", limits: Limits | None = None) -
     limits = limits or get_settings().limits()
     data = bytes(data)
     if len(data) > limits.max_bytes:
-        raise _too_large(name, len(data), limits)
+        raise too_large(name, len(data), limits)
     kind = sniff(data, name)
     if kind == "pdf":
         return _pdf_pages(data, name, limits)
@@ -144,11 +144,6 @@ def load_path(path: Path, limits: Limits | None = None) -> list[Page]:
     return load_pages(read_file(path, limits), Path(path).name, limits)
 
 
-def too_large(name: str, n_bytes: int, limits: Limits) -> BadInput:
-    """The refusal of an input over the size limit, for callers that learn its size before fetching it."""
-    return _too_large(name, n_bytes, limits)
-
-
 def read_file(path: Path, limits: Limits | None = None) -> bytes:
     """A file's bytes; a missing, unreadable or oversized file is refused before its bytes are read."""
     limits = limits or get_settings().limits()
@@ -158,7 +153,7 @@ def read_file(path: Path, limits: Limits | None = None) -> bytes:
             raise IsADirectoryError(str(path))
         size = path.stat().st_size
         if size > limits.max_bytes:
-            raise _too_large(path.name, size, limits)
+            raise too_large(path.name, size, limits)
         data = path.read_bytes()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise BadInput(
@@ -372,7 +367,8 @@ def _pixel_bomb_error(name: str, size: tuple[int, int] | None, limits: Limits) -
     )
 
 
-def _too_large(name: str, n_bytes: int, limits: Limits) -> BadInput:
+def too_large(name: str, n_bytes: int, limits: Limits) -> BadInput:
+    """The refusal of an input over the size limit (public: storage inputs learn their size before fetching)."""
     return BadInput(
         "too_large",
         f"{name} is {n_bytes / 2**20:,.1f} MiB, over the {limits.max_bytes / 2**20:,.1f} MiB limit; "

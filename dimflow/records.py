@@ -110,10 +110,6 @@ class Strokes(_Record):
             return np.zeros((0, 4), np.float32)
         return self.array[np.asarray(self.classes) == STROKE_CLASSES.index(name)]
 
-    def class_counts(self) -> dict[str, int]:
-        counts = np.bincount(np.asarray(self.classes, int), minlength=len(STROKE_CLASSES)) if self.classes else []
-        return {name: int(counts[i]) if len(counts) else 0 for i, name in enumerate(STROKE_CLASSES)}
-
 
 class StoredResult(_Record):
     """Where a page's result, ballooned drawing and inspection table were stored."""
