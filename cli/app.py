@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -403,6 +404,167 @@ def models_evaluate(
     for key, metrics in results.items():
         shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
         print(f"{key} {metrics['model']} {shown}")
+
+
+# ---------------------------------------------------------------------------------------------- service
+
+token_app = typer.Typer(help="Tokens for the service API.")
+app.add_typer(token_app, name="token")
+
+
+def _check_registry() -> None:
+    from dimflow.champions import champion_versions
+
+    try:
+        champion_versions()
+    except RegistryError as exc:
+        raise fail(str(exc), code=1) from None
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on (loopback behind a proxy).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the API.")] = 8000,
+    workers: Annotated[
+        int | None, typer.Option(min=0, max=64, help="Warm worker processes beside it (default DIMFLOW_WORKERS).")
+    ] = None,
+) -> None:
+    """Run the upload API with warm workers; jobs run as Prefect flow runs (PREFECT_API_URL, else a
+    local Prefect server this starts, whose UI shows every job)."""
+    configure_environment()
+    _check_registry()
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    from service.prefect_server import PrefectServerError, prefect_api
+
+    try:
+        with prefect_api(log_path=settings.data_dir / "prefect-server.log") as url:
+            import uvicorn
+
+            from service.api import create_app
+
+            ui = url.removesuffix("/api")
+            console.print(f"Prefect API {url} (UI {ui}); dimflow API http://{host}:{port} (docs /docs)")
+            uvicorn.run(create_app(workers=workers), host=host, port=port, log_level="info", access_log=False)
+    except PrefectServerError as exc:
+        raise fail(str(exc), code=1) from None
+
+
+@app.command()
+def worker(
+    processes: Annotated[int, typer.Option(min=1, max=64, help="Warm worker processes.")] = 2,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port (loopback).")
+    ] = None,
+) -> None:
+    """Run warm workers alone (another machine, a GPU pool) for the service's Prefect API (PREFECT_API_URL)."""
+    import os
+    import signal
+    import threading
+
+    configure_environment()
+    if not os.environ.get("PREFECT_API_URL"):
+        raise fail("a standalone worker needs the service's Prefect API: set PREFECT_API_URL (and the same "
+                   "DIMFLOW_STORAGE_URL, DIMFLOW_MLFLOW_TRACKING_URI and DIMFLOW_REDIS_URL as the API)")  # fmt: skip
+    _check_registry()
+    from service.metrics import Metrics
+    from service.worker import Supervisor
+
+    metrics = Metrics()
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    sup = Supervisor(processes, on_event=metrics.on_worker_event, attempts=get_settings().job_attempts)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    sup.start()
+    console.print(f"{processes} warm workers for {os.environ['PREFECT_API_URL']}; Ctrl-C stops them")
+    stop.wait()
+    sup.stop()
+
+
+@token_app.command("create")
+def token_create(
+    sub: Annotated[str, typer.Option(help="Who or what system the token is for (shown in the job's run tags).")],
+    scope: Annotated[
+        list[str], typer.Option(help="drawings:submit, drawings:read or admin; repeat for several.")
+    ] = ["drawings:submit", "drawings:read"],  # noqa: B006
+    ttl: Annotated[int, typer.Option(min=60, max=366 * 24 * 3600, help="Seconds the token is valid.")] = 24 * 3600,
+) -> None:
+    """Print a signed API token (the last line), for `dimflow submit --token` or an Authorization header."""
+    from service.auth import create_token
+
+    try:
+        token = create_token(sub, scope, ttl)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"token for {sub!r}, scopes {' '.join(sorted(set(scope)))}, valid {ttl} s:")
+    print(token)
+
+
+@app.command()
+def submit(
+    files: Annotated[list[Path], typer.Argument(help="Drawings to send as one job (or s3:// URIs with --uri).")],
+    api_url: Annotated[str, typer.Option("--api", envvar="DIMFLOW_API_URL", help="The service's URL.")] = (
+        "http://127.0.0.1:8000"
+    ),
+    token: Annotated[
+        str | None, typer.Option(envvar="DIMFLOW_API_TOKEN", help="From `dimflow token create`.", show_default=False)
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the job and print what it found.")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="With --wait: write each page's JSON, ballooned PNG and CSV here.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds --wait waits.")] = 600,
+) -> None:
+    """Send drawings to a running service (`dimflow api`) as one job; prints the job id (last line)."""
+    import httpx
+
+    from dimflow.client import ApiError, Client
+
+    if not token:
+        raise fail("no token: pass --token or set DIMFLOW_API_TOKEN (create one with `dimflow token create`)")
+    uris = [str(f) for f in files if str(f).startswith("s3:")]
+    local = [f for f in files if not str(f).startswith("s3:")]
+    for f in local:
+        if not f.is_file():
+            raise fail(f"{f} is not a file")
+    try:
+        with Client(api_url, token) as client:
+            job = client.submit(uris=[u.replace("s3:/", "s3://", 1) if not u.startswith("s3://") else u
+                                      for u in uris]) if uris else client.submit(local)  # fmt: skip
+            console.print(f"job {job.job_id} queued: {job.status_url}")
+            if wait:
+                with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                              console=console) as bar:  # fmt: skip
+                    task = bar.add_task("queued", total=1.0)
+
+                    def show(st) -> None:
+                        bar.update(task, completed=st.progress, description=f"{st.status} {st.stage or ''}")
+
+                    st = client.wait(job.job_id, timeout_s=timeout, on_status=show)
+                for f in st.files:
+                    console.print(f"{f.name}: " + (f"[red]{f.error}[/red]" if f.error else f"{f.pages} page(s)"))
+                if st.status == "failed":
+                    raise fail(f"job {job.job_id} failed: {st.error}", code=1)
+                results = client.results(job.job_id)
+                for i, r in enumerate(results, 1):
+                    console.print(f"page {i}: {len(r['dimensions'])} dimensions")
+                    if out is not None:
+                        out.mkdir(parents=True, exist_ok=True)
+                        stem = out / f"{job.job_id[:8]}-{i}"
+                        _write_atomic(stem.with_suffix(".json"), json.dumps(r, indent=1).encode())
+                        _write_atomic(stem.with_suffix(".png"), client.balloons(job.job_id, i))
+                        _write_atomic(stem.with_suffix(".csv"), client.inspection_csv(job.job_id, i))
+    except ApiError as exc:
+        raise fail(str(exc), code=1) from None
+    except TimeoutError as exc:
+        raise fail(str(exc), code=1) from None
+    except httpx.HTTPError as exc:
+        raise fail(f"the service at {api_url} cannot be reached ({exc}); is `dimflow api` running?", code=1) from None
+    print(job.job_id)
 
 
 if __name__ == "__main__":

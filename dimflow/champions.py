@@ -162,6 +162,12 @@ def get_models(reload: bool = False) -> ModelSet:
         return _MODELS
 
 
+def loaded_models() -> ModelSet:
+    """The models this process holds, without asking the registry again (a run's stages after its
+    start checked the champions once); loads them if none are."""
+    return _MODELS if _MODELS is not None else get_models()
+
+
 def models_from(folder: Path, device: str = "cpu") -> ModelSet:
     """A model set straight from a folder of model folders (the shipped models/baseline), without
     the registry: for GPU checks and behaviour tests, not for serving."""

@@ -138,6 +138,25 @@ def iter_pages(data: bytes, name: str = "input", limits: Limits | None = None) -
     return _raster_pages(data, kind, name, limits)
 
 
+def check(data: bytes, name: str = "input", limits: Limits | None = None) -> str:
+    """Refuse what processing would refuse, before anything is stored (an upload); returns the kind.
+    Rasters are decoded (a damaged body shows only then); PDFs are opened and their page tree and page
+    sizes checked, not rendered (rendering is the worker's cost)."""
+    limits = limits or get_settings().limits()
+    data = bytes(data)
+    if len(data) > limits.max_bytes:
+        raise too_large(name, len(data), limits)
+    kind = sniff(data, name)
+    if kind == "pdf":
+        pdf, _, _ = _open_pdf(data, name, limits)
+        with _PDFIUM_LOCK:
+            pdf.close()
+    else:
+        for _ in _raster_pages(data, kind, name, limits):
+            pass
+    return kind
+
+
 def load_path(path: Path, limits: Limits | None = None) -> list[Page]:
     """load_pages on a file; a missing or oversized file is refused before its bytes are read."""
     limits = limits or get_settings().limits()
@@ -444,6 +463,12 @@ def _as_text(head: bytes) -> str | None:
 
 
 def _pdf_pages(data: bytes, name: str, limits: Limits) -> Iterator[Page]:
+    pdf, n, scale = _open_pdf(data, name, limits)
+    return _render_pdf(pdf, data, n, scale, name, limits)
+
+
+def _open_pdf(data: bytes, name: str, limits: Limits) -> tuple[pdfium.PdfDocument, int, float]:
+    """Open a PDF and check its page tree and page sizes, rendering nothing; the caller closes it."""
     with _PDFIUM_LOCK:
         # raw load rather than PdfDocument(data): that one leaks the handle of a 0-page file it refuses
         raw = pdfium_c.FPDF_LoadMemDocument64(data, len(data), None)
@@ -469,7 +494,7 @@ def _pdf_pages(data: bytes, name: str, limits: Limits) -> Iterator[Page]:
         except BaseException:
             pdf.close()
             raise
-    return _render_pdf(pdf, data, n, scale, name, limits)
+    return pdf, n, scale
 
 
 def _render_pdf(

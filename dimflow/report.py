@@ -135,3 +135,14 @@ def summary_markdown(done: list[StoredResult], refs: dict[str, str], failed: dic
     if failed:
         text += "\n## Failed\n" + "\n".join(f"- `{path}`: {why}" for path, why in failed.items()) + "\n"
     return text
+
+
+def dimensions_markdown(results: list[tuple[StoredResult, DrawingResult]]) -> str:
+    """`dimension_rows` as a markdown table (a service job's summary holds it in one artifact)."""
+    rows = dimension_rows(results)
+    if not rows:
+        return "\n## Dimensions\n\nnone found\n"
+    cols = list(rows[0])
+    body = "\n".join("| " + " | ".join("" if r[c] is None else str(r[c]).replace("|", "\\|") for c in cols) + " |"
+                     for r in rows)  # fmt: skip
+    return f"\n## Dimensions\n\n| {' | '.join(cols)} |\n|{'---|' * len(cols)}\n{body}\n"

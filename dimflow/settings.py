@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -52,6 +52,17 @@ class Settings(BaseSettings):
     max_pixels: int = Field(default=120_000_000, ge=1, description="Largest page accepted, in pixels.")
     max_pages: int = Field(default=50, ge=1, description="Most pages accepted in one PDF.")
     max_bytes: int = Field(default=200 * 2**20, ge=1, description="Largest input file accepted, in bytes.")
+    api_secret: SecretStr | None = Field(
+        default=None, description="Key API tokens are signed with; default: generated once into data_dir/api-secret."
+    )
+    workers: int = Field(default=2, ge=0, le=64, description="Warm worker processes `dimflow api` starts (0: none).")
+    job_attempts: int = Field(
+        default=2, ge=1, le=10, description="Runs a job gets when its worker process dies under it, before it fails."
+    )
+    job_poll_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often a worker asks Prefect for queued jobs no hint woke it for."
+    )
+    max_upload_files: int = Field(default=20, ge=1, le=1000, description="Most files one job may hold.")
     synth_seed: int = Field(default=1, description="Default seed of the synthetic generator.")
     synth_degrade_share: float = Field(default=0.3, ge=0.0, le=1.0, description="Share of degraded drawings.")
 

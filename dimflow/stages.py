@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,9 @@ def fetch(source: str, store: Storage, limits: inputs.Limits) -> tuple[str, byte
     return name, origin.get(key)
 
 
-def load(source: str, store: Storage, limits: inputs.Limits) -> list[PageRef]:
+def load(
+    source: str, store: Storage, limits: inputs.Limits, on_page: Callable[[PageRef, np.ndarray], None] | None = None
+) -> list[PageRef]:
     """Check and render a drawing (refusing bad input with its reason), store each page as PNG
     under the file's content hash and the page's pixels' hash (another render of the same file,
     at another dpi, is another page), and return where the pages are."""
@@ -76,6 +79,8 @@ def load(source: str, store: Storage, limits: inputs.Limits) -> list[PageRef]:
             PageRef(drawing_id=digest, source=source, page=page.number, n_pages=page.n_pages, key=key,
                     dpi=page.dpi, width=int(page.gray.shape[1]), height=int(page.gray.shape[0]))
         )  # fmt: skip
+        if on_page is not None:  # a worker keeps the decoded pixels rather than decode its own PNG again
+            on_page(refs[-1], page.gray)
     return refs
 
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, unmapped
+from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from dimflow.champions import models_key
+from dimflow.jobs import JobFile
 from dimflow.records import PageRef, StoredResult
 from tasks.process import (
     detect_page,
     detect_pages,
+    finish_job,
     load_drawing,
     merge_page,
     persist_page,
@@ -22,6 +26,8 @@ from tasks.process import (
     resolve_models,
     segment_page,
     served_from_cache,
+    start_job,
+    store_page,
 )
 
 
@@ -29,11 +35,14 @@ def _page(page: PageRef, refs: dict[str, str], storage: str | None) -> StoredRes
     mk = models_key(refs)
     strokes = segment_page.submit(page, mk, storage)  # runs beside detect + read
     found = detect_page(page, mk, storage, return_state=True)
-    readings = read_page(page, found.result(), mk, storage, return_state=True)
+    # `_sync=True`: a State's result() is a coroutine inside an async flow (process-job); this helper serves both
+    readings = read_page(page, found.result(_sync=True), mk, storage, return_state=True)
     strokes.wait()
     cached = served_from_cache(detect=found, read=readings, segment=strokes.state)
-    result = merge_page(page, found.result(), readings.result(), strokes.result(), refs, cached)
-    return persist_page(page, result, storage)
+    # quote(): large records (thousands of strokes) are passed as they are, not walked for futures (~0.2 s a page)
+    result = merge_page(page, quote(found.result(_sync=True)), quote(readings.result(_sync=True)),
+                        quote(strokes.result()), refs, cached)  # fmt: skip
+    return persist_page(page, quote(result), storage)
 
 
 @flow(name="process-drawing", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=2))
@@ -85,3 +94,36 @@ def process_batch(paths: list[str], storage: str | None = None, batch_size: int 
     for path, why in failed.items():
         print(f"FAILED {path}: {why}")
     return {"done": done, "failed": failed}
+
+
+@flow(name="process-job", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=2), persist_result=False)
+async def process_job(files: list[JobFile], storage: str | None = None, job_id: str | None = None) -> dict[str, Any]:
+    """A service job: its uploaded drawings one after another on a warm worker, each answered from
+    the result cache when these champions already read it; a bad file is reported with its reason
+    and does not stop the others. Async, so a run costs no heartbeat thread; few tasks, since each
+    costs the Prefect server CPU the models need. The job id is the run's own id unless given.
+    Returns the job's outcome (also stored, for the API)."""
+    start = start_job(quote(files), storage)
+    done: dict[int, list[StoredResult]] = {}
+    errors: dict[int, BaseException] = {}
+    for i, file in enumerate(files):
+        if file.drawing_id in start.hits:
+            done[i] = start.hits[file.drawing_id]
+            continue
+        loaded = load_drawing(file.source, storage, return_state=True)
+        if not loaded.is_completed():
+            errors[i] = loaded.result(raise_on_failure=False, _sync=True)
+            continue
+        done[i] = [_job_page(p, start.refs, storage) for p in loaded.result(_sync=True)]
+    outcome = finish_job(job_id or str(flow_run.id), quote(files), quote(done), quote(errors), quote(start), storage)
+    return outcome.model_dump(mode="json")
+
+
+def _job_page(page: PageRef, refs: dict[str, str], storage: str | None) -> StoredResult:
+    mk = models_key(refs)
+    found = detect_page(page, mk, storage, return_state=True)
+    readings = read_page(page, found.result(_sync=True), mk, storage, return_state=True)
+    strokes = segment_page(page, mk, storage, return_state=True)
+    cached = served_from_cache(detect=found, read=readings, segment=strokes)
+    return store_page(page, quote(found.result(_sync=True)), quote(readings.result(_sync=True)),
+                      quote(strokes.result(_sync=True)), refs, cached, storage)  # fmt: skip

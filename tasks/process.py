@@ -11,22 +11,25 @@ would fail the same way), a bad file stays bad, and storage retries its own tran
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from datetime import timedelta
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import State
+from pydantic import BaseModel
 
-from dimflow import cache, champions, report, stages
+from dimflow import cache, champions, inputs, report, stages
+from dimflow.jobs import FileOutcome, JobFile, JobOutcome, outcome_key
 from dimflow.merge import merge
 from dimflow.records import Detections, PageRef, Readings, StoredResult, Strokes
 from dimflow.schema import DrawingResult
 from dimflow.settings import get_settings
-from dimflow.storage import Storage, storage_from_url
+from dimflow.storage import Storage, StorageConflict, storage_from_url
 
 CACHE_FOR = timedelta(days=30)
 
@@ -41,12 +44,30 @@ def resolve_storage(where: str | None = None) -> Storage:
     return storage_from_url(where or s.storage_url or str(s.data_dir.resolve() / "store"))
 
 
-@lru_cache(maxsize=4)
+_PAGES: OrderedDict[tuple[str | None, str], np.ndarray] = OrderedDict()
+_PAGES_LOCK = threading.Lock()
+_PAGES_KEPT = 4
+
+
+def _keep(storage: str | None, page: PageRef, gray: np.ndarray) -> None:
+    gray.setflags(write=False)
+    with _PAGES_LOCK:
+        _PAGES[(storage, page.key)] = gray
+        _PAGES.move_to_end((storage, page.key))
+        while len(_PAGES) > _PAGES_KEPT:
+            _PAGES.popitem(last=False)
+
+
 def _pixels(storage: str | None, page: PageRef) -> np.ndarray:
-    """A stored page, fetched and decoded once for the detect, read, segment and persist tasks of
-    a worker (page keys carry the pixels' hash, so a cached page never goes stale); read-only,
-    since the tasks share it."""
-    return stages.page_pixels(resolve_storage(storage), page)
+    """A page's pixels for the detect, read, segment and persist tasks of a worker: as the load task
+    decoded them, else fetched and decoded once (page keys carry the pixels' hash, so a kept page
+    never goes stale); read-only, since the tasks share it."""
+    with _PAGES_LOCK:
+        gray = _PAGES.get((storage, page.key))
+    if gray is None:
+        gray = stages.page_pixels(resolve_storage(storage), page)
+        _keep(storage, page, gray)
+    return gray
 
 
 def _stage_key(stage: str):
@@ -69,37 +90,38 @@ def served_from_cache(**states: State) -> frozenset[str]:
 def load_drawing(path: str, storage: str | None = None) -> list[PageRef]:
     """Check and render a drawing (a path, `store:<key>` or `s3://bucket/key`), refusing bad input
     with its reason; store each page as PNG."""
-    return stages.load(path, resolve_storage(storage), get_settings().limits())
+    return stages.load(path, resolve_storage(storage), get_settings().limits(),
+                       on_page=lambda ref, gray: _keep(storage, ref, gray))  # fmt: skip
 
 
 @task(cache_policy=NO_CACHE)
 def resolve_models() -> dict[str, str]:
     """The models this worker runs: the champions, or the versions it fell back to (with a note),
     plus the text engine and the device. Loads them on a cold worker; a warm one has them."""
-    return dict(champions.get_models().refs)
+    return dict(champions.get_models().refs)  # the one registry check of a run; its stages use what this loaded
 
 
 @task(cache_key_fn=_stage_key("detect"), cache_expiration=CACHE_FOR, persist_result=True)
 def detect_page(page: PageRef, models: str, storage: str | None = None) -> Detections:
     """Boxes in the page's pixels, and the quarter turns its sheet shows (0 unless scanned turned)."""
-    return stages.detect(champions.get_models(), _pixels(storage, page), page.dpi)
+    return stages.detect(champions.loaded_models(), _pixels(storage, page), page.dpi)
 
 
 @task(cache_key_fn=_stage_key("read"), cache_expiration=CACHE_FOR, persist_result=True)
 def read_page(page: PageRef, found: Detections, models: str, storage: str | None = None) -> Readings:
-    return stages.read(champions.get_models(), _pixels(storage, page), found)
+    return stages.read(champions.loaded_models(), _pixels(storage, page), found)
 
 
 @task(cache_key_fn=_stage_key("segment"), cache_expiration=CACHE_FOR, persist_result=True)
 def segment_page(page: PageRef, models: str, storage: str | None = None) -> Strokes:
-    return stages.segment(champions.get_models(), _pixels(storage, page))
+    return stages.segment(champions.loaded_models(), _pixels(storage, page))
 
 
 @task(cache_key_fn=_stage_key("detect-batch"), cache_expiration=CACHE_FOR, persist_result=True)
 def detect_pages(pages: list[PageRef], models: str, storage: str | None = None) -> list[Detections]:
     """A batch flow's pages through the detector together."""
     grays = [_pixels(storage, p) for p in pages]
-    return stages.detect_many(champions.get_models(), grays, [p.dpi for p in pages])
+    return stages.detect_many(champions.loaded_models(), grays, [p.dpi for p in pages])
 
 
 @task(cache_key_fn=_stage_key("read-batch"), cache_expiration=CACHE_FOR, persist_result=True)
@@ -107,7 +129,7 @@ def read_pages(
     pages: list[PageRef], found: list[Detections], models: str, storage: str | None = None
 ) -> list[Readings]:
     """A batch flow's callout and text crops through the readers together."""
-    return stages.read_many(champions.get_models(), [_pixels(storage, p) for p in pages], found)
+    return stages.read_many(champions.loaded_models(), [_pixels(storage, p) for p in pages], found)
 
 
 @task(cache_policy=NO_CACHE)
@@ -138,6 +160,10 @@ def storage_scope(storage: str | None) -> str:
 def remember_results(done: list[StoredResult], refs: dict[str, str], storage: str | None = None) -> int:
     """Put each drawing's results in the Redis cache, when there is one and the champions produced
     them; returns how many drawings were cached."""
+    return _remember(done, refs, storage)
+
+
+def _remember(done: list[StoredResult], refs: dict[str, str], storage: str | None = None) -> int:
     store = cache.result_cache()
     if store is None or not cache.cacheable(refs):
         return 0
@@ -154,8 +180,115 @@ def publish_summary(done: list[StoredResult], refs: dict[str, str], storage: str
     """The run's artifacts in the Prefect UI: a table of the dimensions, a summary, links to the drawings."""
     store = resolve_storage(storage)
     results = [(d, DrawingResult.model_validate_json(store.get(d.objects["json"]))) for d in done]
-    for d in done:
-        if d.uris["png"].startswith(("http", "s3://", "file://")):
+    for d in done:  # a link the UI can open (a file:// one on the worker's disk it cannot)
+        if d.uris["png"].startswith(("http", "s3://")):
             create_link_artifact(link=d.uris["png"], link_text=f"ballooned {d.page.source}{d.page.suffix}")
     create_table_artifact(table=report.dimension_rows(results), description="Dimensions found")
     create_markdown_artifact(markdown=report.summary_markdown(done, refs, failed), description="dimflow summary")
+
+
+class JobStart(BaseModel):
+    refs: dict[str, str]
+    hits: dict[str, list[StoredResult]]  # drawing id -> its stored results, from the result cache
+
+
+@task(cache_policy=NO_CACHE)
+def start_job(files: list[JobFile], storage: str | None = None) -> JobStart:
+    """The models this job runs (one registry check) and which of its drawings these champions
+    already read (the Redis result cache, the results still in storage); Redis down: no hits."""
+    refs = dict(champions.get_models().refs)
+    hits: dict[str, list[StoredResult]] = {}
+    store = cache.result_cache()
+    if store is not None and cache.cacheable(refs):
+        models, scope, where = cache.champions_key(refs), storage_scope(storage), resolve_storage(storage)
+        for f in files:
+            if f.drawing_id and f.drawing_id not in hits:
+                hit = store.get(f.drawing_id, models, scope)
+                if hit is not None and all(where.exists(d.objects["json"]) for d in hit):
+                    hits[f.drawing_id] = hit
+    return JobStart(refs=refs, hits=hits)
+
+
+@task(name="merge", cache_policy=NO_CACHE)
+def store_page(
+    page: PageRef,
+    found: Detections,
+    readings: Readings,
+    strokes: Strokes | None,
+    refs: dict[str, str],
+    cached: frozenset[str] = frozenset(),
+    storage: str | None = None,
+) -> StoredResult:
+    """Merge a page's stages into the contract's result and store it with its ballooned PNG and CSV
+    (one task, not two: every task run costs the Prefect server ~50 ms of CPU)."""
+    result = merge(page, found, readings, strokes, refs, cached)
+    return report.persist(resolve_storage(storage), page, result, _pixels(storage, page))
+
+
+def file_outcome(file: JobFile, done: list[StoredResult] | None = None, error: BaseException | None = None,
+                 cached: bool = False, results: list[DrawingResult] | None = None) -> FileOutcome:  # fmt: skip
+    """What became of one file of a job: its pages' results (with their dimensions' confidences, for
+    the service's metrics) or why it failed."""
+    if error is not None:
+        reason = error.reason if isinstance(error, inputs.BadInput) else type(error).__name__
+        return FileOutcome(**file.model_dump(exclude={"error"}), error=str(error), reason=reason)
+    confidences = [d.confidence for r in results or [] for d in r.dimensions]
+    return FileOutcome(**file.model_dump(exclude={"pages", "error"}), pages=len(done or []), cached=cached,
+                       results=done or [], confidences=confidences)  # fmt: skip
+
+
+@task(cache_policy=NO_CACHE)
+def finish_job(
+    job_id: str,
+    files: list[JobFile],
+    done: dict[int, list[StoredResult]],
+    errors: dict[int, BaseException],
+    start: JobStart,
+    storage: str | None = None,
+) -> JobOutcome:
+    """Store the job's outcome once (the API reads its results from it), put new results in the
+    result cache and the run's summary in the UI; a job whose every file failed fails its run with
+    the files' reasons. `done` and `errors` are by the file's position in `files`."""
+    store = resolve_storage(storage)
+    read = {d.objects["json"]: DrawingResult.model_validate_json(store.get(d.objects["json"]))
+            for pages in done.values() for d in pages}  # fmt: skip
+    outcomes = [
+        file_outcome(f, error=errors[i]) if i in errors else
+        file_outcome(f, done.get(i, []), cached=f.drawing_id in start.hits,
+                     results=[read[d.objects["json"]] for d in done.get(i, [])])
+        for i, f in enumerate(files)
+    ]  # fmt: skip
+    stage_ms: dict[str, float] = {}
+    for f in outcomes:
+        for r in f.results if not f.cached else []:
+            for stage, ms in r.timings_ms.items():
+                stage_ms[stage] = stage_ms.get(stage, 0.0) + ms
+    outcome = JobOutcome(job_id=job_id, files=outcomes, models=start.refs, stage_ms=stage_ms)
+    try:
+        store.put(outcome_key(job_id), outcome.model_dump_json().encode(), "application/json")
+    except StorageConflict:  # a retried run after a worker died past this point: the first outcome stands
+        outcome = JobOutcome.model_validate_json(store.get(outcome_key(job_id)))
+    fresh = [d for f in outcome.files if not f.cached for d in f.results]
+    _remember(fresh, start.refs, storage)
+    try:  # the UI's view of the run; a failure here must not fail a job whose results are stored
+        pages = [(d, read[d.objects["json"]]) for f in outcome.files for d in f.results if d.objects["json"] in read]
+        failed = {f.name: f.error for f in outcome.files if f.error}
+        done_all = [d for f in outcome.files for d in f.results]
+        text = report.summary_markdown(done_all, start.refs, failed) + report.dimensions_markdown(pages)
+        create_markdown_artifact(markdown=text, description="dimflow job")  # one API call: a job waits on it
+    except Exception as exc:
+        get_run_logger().warning("run summary not published: %s", exc)
+    if outcome.failed:
+        raise JobFailed(outcome.files[0].reason or "failed", "; ".join(f"{f.name}: {f.error}" for f in outcome.files))
+    return outcome
+
+
+class JobFailed(RuntimeError):
+    """Every file of a job was refused or failed; the message holds each one's reason, .reason the first's code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self):
+        return (type(self), (self.reason, str(self)))

@@ -1,0 +1,225 @@
+"""The service end to end on loopback: submit -> result latency and throughput, against the same
+drawings processed in-process, so the service's overhead reads as a difference and a ratio.
+
+.venv/bin/python bench/api.py [--n 12] [--sheet A4] [--dpi 200] [--workers 2]
+
+Starts what it needs: a Prefect server on the machine's PostgreSQL (a fresh database; sqlite if
+PostgreSQL does not answer, or PREFECT_API_URL when set), a private redis-server, and `dimflow api`
+with warm workers, all on 127.0.0.1; storage and caches are empty. N distinct drawings go one
+after another, then N more at concurrency 4 and N more at 8 (each phase its own drawings, so no
+phase is answered from a cache), then the first phase's drawings again (cache hits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from dimflow.settings import configure_environment
+
+configure_environment()
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"{url}: the server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{url} did not answer within {timeout_s:.0f} s") from None
+            time.sleep(0.3)
+
+
+def postgres_url() -> str | None:
+    """A fresh database on the machine's PostgreSQL, or None when it does not answer."""
+    if not shutil.which("psql"):
+        return None
+    name = f"dimflow_bench_{uuid.uuid4().hex[:8]}"
+    for user in ("postgres", "root"):
+        r = subprocess.run(["psql", "-h", "127.0.0.1", "-U", user, "-d", "postgres", "-c", f"CREATE DATABASE {name}"],
+                           capture_output=True, text=True, timeout=30)  # fmt: skip
+        if r.returncode == 0:
+            return f"postgresql+asyncpg://{user}@127.0.0.1:5432/{name}"
+    return None
+
+
+def drawings(sheet: str, dpi: int, n: int, seed: int, work: Path) -> list[Path]:
+    from dimflow.synth.generate import generate
+
+    out, i = [], 0
+    while len(out) < n:
+        d = generate(seed, i)
+        i += 1
+        if d.sheet == sheet and d.dpi == dpi:
+            buf = io.BytesIO()
+            d.rendered.image.save(buf, format="PNG")
+            p = work / f"{sheet}-{seed}-{i}.png"
+            p.write_bytes(buf.getvalue())
+            out.append(p)
+    return out
+
+
+def in_process_ms(files: list[Path]) -> list[float]:
+    """What the same drawings cost in one warm process: load, models, merge, the three outputs."""
+    from dimflow import champions, report, stages
+    from dimflow import inputs as dio
+    from dimflow.schema import drawing_id
+
+    models = champions.get_models()
+    warm = dio.load_path(files[0])[0].gray
+    stages.process_page(models, warm, stages.loose_page(warm))
+    took = []
+    for f in files:
+        t = time.perf_counter()
+        data = f.read_bytes()
+        page = dio.load_pages(data, f.name)[0]
+        result = stages.process_page(models, page.gray, stages.loose_page(page.gray, str(f), page.dpi,
+                                                                          drawing_id(data)))  # fmt: skip
+        report.balloon_png(page.gray, result)
+        report.inspection_csv(result)
+        result.to_json()
+        took.append((time.perf_counter() - t) * 1000)
+    return took
+
+
+def one_job(api: str, token: str, f: Path) -> tuple[float, str | None]:
+    from dimflow.client import Client
+
+    t = time.perf_counter()
+    try:
+        with Client(api, token) as c:
+            job = c.submit([f])
+            st = c.wait(job.job_id, timeout_s=300)
+            if st.status != "completed":
+                return (time.perf_counter() - t) * 1000, f"{st.status}: {st.error}"
+            results = c.results(job.job_id)
+            if not results or "dimensions" not in results[0]:
+                return (time.perf_counter() - t) * 1000, "no result"
+    except Exception as exc:
+        return (time.perf_counter() - t) * 1000, f"{type(exc).__name__}: {exc}"
+    return (time.perf_counter() - t) * 1000, None
+
+
+def phase(api: str, token: str, files: list[Path], concurrency: int) -> dict:
+    t = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        got = list(pool.map(lambda f: one_job(api, token, f), files))
+    wall = time.perf_counter() - t
+    ms = sorted(x for x, _ in got)
+    errors = [e for _, e in got if e]
+    return {"n": len(files), "p50_ms": round(statistics.median(ms), 1),
+            "p95_ms": round(ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))], 1),
+            "max_ms": round(ms[-1], 1), "per_s": round(len(files) / wall, 3), "errors": len(errors),
+            "first_error": errors[0] if errors else None}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=12, help="drawings per phase")
+    ap.add_argument("--sheet", default="A4")
+    ap.add_argument("--dpi", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=2, help="warm worker processes of the service")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dimflow-bench-api-"))
+    seeds = {"sequential": 9301, "c4": 9302, "c8": 9303}
+    sets = {k: drawings(args.sheet, args.dpi, args.n, seed, work) for k, seed in seeds.items()}
+    inproc = in_process_ms(sets["sequential"])
+    procs: list[subprocess.Popen] = []
+    env = dict(os.environ)
+    registry = env.get("DIMFLOW_MLFLOW_TRACKING_URI") or f"sqlite:///{ROOT / 'data' / 'mlflow' / 'mlflow.db'}"
+    env.update(DIMFLOW_DATA_DIR=str(work / "data"), DIMFLOW_MLFLOW_TRACKING_URI=registry,
+               DIMFLOW_STORAGE_URL=str(work / "store"), DIMFLOW_WORKERS=str(args.workers),
+               PREFECT_LOCAL_STORAGE_PATH=str(work / "prefect-results"), PREFECT_HOME=str(work / "prefect-home"),
+               PREFECT_LOGGING_LEVEL="WARNING")  # fmt: skip
+    db = "given"
+    try:
+        if not env.get("PREFECT_API_URL"):
+            pg = postgres_url()
+            db = "postgresql" if pg else "sqlite"
+            if pg:
+                env["PREFECT_API_DATABASE_CONNECTION_URL"] = pg
+            port = free_port()
+            procs.append(subprocess.Popen([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                                           "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.STDOUT))  # fmt: skip
+            env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+            wait_http(f"{env['PREFECT_API_URL']}/health", 180, procs[-1])
+        rport = free_port()
+        procs.append(subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(rport), "--save", "",
+                                       "--appendonly", "no"], stdout=subprocess.DEVNULL))  # fmt: skip
+        env["DIMFLOW_REDIS_URL"] = f"redis://127.0.0.1:{rport}/0"
+        aport = free_port()
+        api = f"http://127.0.0.1:{aport}"
+        log = (work / "api.log").open("wb")
+        procs.append(subprocess.Popen([str(VENV_BIN / "dimflow"), "-q", "api", "--port", str(aport)], env=env,
+                                      stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
+        wait_http(f"{api}/healthz", 120, procs[-1])
+        deadline = time.monotonic() + 180
+        while json.loads(urllib.request.urlopen(f"{api}/readyz", timeout=10).read())["checks"]["workers"] != "ok":
+            if time.monotonic() > deadline:
+                raise SystemExit("workers not ready in 180 s; see " + str(work / "api.log"))
+            time.sleep(0.5)
+        token = subprocess.run([str(VENV_BIN / "dimflow"), "-q", "token", "create", "--sub", "bench"], env=env,
+                               capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]  # fmt: skip
+        for f in drawings(args.sheet, args.dpi, args.workers * 2, 9300, work):  # warm every worker's first run
+            one_job(api, token, f)
+        rows = {"sequential": phase(api, token, sets["sequential"], 1),
+                "concurrency 4": phase(api, token, sets["c4"], 4), "concurrency 8": phase(api, token, sets["c8"], 8),
+                "resubmitted (cache)": phase(api, token, sets["sequential"], 1)}  # fmt: skip
+        metrics = urllib.request.urlopen(f"{api}/metrics", timeout=10).read().decode()
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    mean_in = statistics.mean(inproc)
+    p95_in = sorted(inproc)[min(len(inproc) - 1, round(0.95 * (len(inproc) - 1)))]
+    print(f"{args.sheet} at {args.dpi} dpi, {args.n} drawings a phase, {args.workers} workers, "
+          f"Prefect on {db}, {os.cpu_count()} cores")  # fmt: skip
+    print(f"in-process: mean {mean_in:.0f} ms, p95 {p95_in:.0f} ms, rate {1000 / mean_in:.3f}/s")
+    print("| phase | n | P50 ms | P95 ms | max ms | jobs/s | x in-process rate | errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        print(f"| {name} | {r['n']} | {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} | {r['per_s']} | "
+              f"{r['per_s'] * mean_in / 1000:.2f} | {r['errors']} |")  # fmt: skip
+    seq = rows["sequential"]
+    print(f"sequential P95 - in-process P95: {seq['p95_ms'] - p95_in:+.0f} ms; "
+          f"P95 / in-process mean: {seq['p95_ms'] / mean_in:.2f}")  # fmt: skip
+    for name, r in rows.items():
+        if r["first_error"]:
+            print(f"{name}: first error: {r['first_error']}")
+    hits = [ln for ln in metrics.splitlines() if ln.startswith(("dimflow_cache_lookups_total", "dimflow_jobs_total"))]
+    print("\n".join(hits))
+    print(json.dumps({"in_process_ms": [round(x, 1) for x in inproc], **rows}))
+
+
+if __name__ == "__main__":
+    main()

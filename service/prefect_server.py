@@ -1,0 +1,74 @@
+"""The Prefect API the service uses: PREFECT_API_URL when set, else one local server it starts.
+
+Prefect's ephemeral mode would start a private server in every process (the API and each worker),
+all on one sqlite file; one real server on loopback serves them all, and its UI shows the jobs.
+Production points PREFECT_API_URL at a server on PostgreSQL (sqlite collapses at ~8 concurrent
+runs: p95 6.6 s against 1.6 s measured here).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class PrefectServerError(RuntimeError):
+    pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _prefect_exe() -> str:
+    beside = Path(sys.executable).with_name("prefect")
+    return str(beside) if beside.exists() else (shutil.which("prefect") or "prefect")
+
+
+@contextmanager
+def prefect_api(port: int | None = None, timeout_s: float = 120.0, log_path: Path | None = None) -> Iterator[str]:
+    """Yield the Prefect API URL this process and its children use (set into the environment)."""
+    url = os.environ.get("PREFECT_API_URL")
+    if url:
+        yield url
+        return
+    port = port or _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen([_prefect_exe(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise PrefectServerError(f"the local Prefect server exited with {proc.returncode}"
+                                         + (f"; see {log_path}" if log_path else ""))  # fmt: skip
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise PrefectServerError(f"the local Prefect server did not answer within {timeout_s:.0f} s; "
+                                             "set PREFECT_API_URL to a running one") from None  # fmt: skip
+                time.sleep(0.3)
+        os.environ["PREFECT_API_URL"] = url  # before Prefect is imported here; the workers inherit it
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if log_path:
+            log.close()
+        os.environ.pop("PREFECT_API_URL", None)
