@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -107,19 +108,25 @@ def in_process_ms(files: list[Path]) -> list[float]:
     return took
 
 
+_clients = threading.local()
+
+
 def one_job(api: str, token: str, f: Path) -> tuple[float, str | None]:
+    """Submit -> result for one drawing, on this thread's long-lived client (as an integration keeps one)."""
     from dimflow.client import Client
 
+    if getattr(_clients, "c", None) is None:
+        _clients.c = Client(api, token)
+    c = _clients.c
     t = time.perf_counter()
     try:
-        with Client(api, token) as c:
-            job = c.submit([f])
-            st = c.wait(job.job_id, timeout_s=300)
-            if st.status != "completed":
-                return (time.perf_counter() - t) * 1000, f"{st.status}: {st.error}"
-            results = c.results(job.job_id)
-            if not results or "dimensions" not in results[0]:
-                return (time.perf_counter() - t) * 1000, "no result"
+        job = c.submit([f])
+        st = c.wait(job.job_id, timeout_s=300)
+        if st.status != "completed":
+            return (time.perf_counter() - t) * 1000, f"{st.status}: {st.error}"
+        results = c.results(job.job_id)
+        if not results or "dimensions" not in results[0]:
+            return (time.perf_counter() - t) * 1000, "no result"
     except Exception as exc:
         return (time.perf_counter() - t) * 1000, f"{type(exc).__name__}: {exc}"
     return (time.perf_counter() - t) * 1000, None

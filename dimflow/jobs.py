@@ -18,7 +18,7 @@ from dimflow.records import StoredResult
 JobState = Literal["queued", "running", "completed", "failed"]
 JOB_TAG = "dimflow-job"  # every job's run carries it; a run without it is not a job
 # what a page goes through, in order; a job's progress counts these
-STAGES = ("load", "detect", "read", "segment", "merge", "persist")
+STAGES = ("load", "detect", "read", "segment", "merge")  # merge also stores the outputs
 _TASK_STAGE = {
     "load_drawing": "load", "detect_page": "detect", "detect_pages": "detect", "read_page": "read",
     "read_pages": "read", "segment_page": "segment", "merge_page": "merge", "persist_page": "persist",

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     job_poll_s: float = Field(
         default=1.0, gt=0, le=60, description="How often a worker asks Prefect for queued jobs no hint woke it for."
     )
+    onnx_spinning: bool = Field(
+        default=True,
+        description="ONNX Runtime threads spin between ops (fastest alone; the service's workers turn it off).",
+    )
+    compute_lock: Path | None = Field(
+        default=None, description="Lock file the model stages of one machine's workers take in turns (service)."
+    )
     max_upload_files: int = Field(default=20, ge=1, le=1000, description="Most files one job may hold.")
     synth_seed: int = Field(default=1, description="Default seed of the synthetic generator.")
     synth_degrade_share: float = Field(default=0.3, ge=0.0, le=1.0, description="Share of degraded drawings.")

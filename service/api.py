@@ -134,6 +134,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None) -> 
     about = "Engineering drawings in, every dimension out: the result contract's JSON per page."
     app = FastAPI(title="dimflow", version="1", lifespan=lifespan, description=about)
     app.state.metrics = metrics
+    app.state.settings = s
 
     @app.middleware("http")
     async def count(request: Request, call_next):
@@ -289,14 +290,14 @@ def create_app(settings: Settings | None = None, workers: int | None = None) -> 
         except FileNotFoundError:
             return None
 
-    async def _status(request: Request, job_id: str) -> JobStatus:
+    async def _status(request: Request, job_id: str, detail: bool = True) -> JobStatus:
         run = await _run_or_404(request, job_id)
         state = status_of(run.state_type.value if run.state_type else "SCHEDULED")
         files = [JobFile.model_validate(f) for f in run.parameters.get("files", [])]
         out = JobStatus(job_id=job_id, status=state, flow_run_id=str(run.id), files=files)
         if state == "queued":
             out.stage = "retrying" if run.state_name == "AwaitingRetry" else "queued"
-        elif state == "running":
+        elif state == "running" and detail:
             done, current = await runs.finished_task_names(request.app.state.prefect, run.id)
             out.stage = stage_of(current) if current else "starting"
             out.progress = progress(len(files), done)
@@ -320,13 +321,14 @@ def create_app(settings: Settings | None = None, workers: int | None = None) -> 
         deadline = time.monotonic() + wait
         ev = waiters.get(job_id) if wait else None
         try:
-            while True:
-                out = await _status(request, job_id)
-                left = deadline - time.monotonic()
-                if out.done or left <= 0:
-                    return out
-                with contextlib.suppress(TimeoutError):  # a local worker's report wakes this at once; others poll
-                    await asyncio.wait_for(ev.wait(), timeout=min(left, 0.5))
+            out = await _status(request, job_id, detail=not wait)
+            while not out.done and (left := deadline - time.monotonic()) > 0:
+                # a worker of this process reports the end at once; a job on another machine's worker is
+                # seen by asking Prefect every 2 s (each waiting client costs the Prefect server CPU)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ev.wait(), timeout=min(left, 2.0))
+                out = await _status(request, job_id, detail=False)
+            return out if out.done or not wait else await _status(request, job_id)
         finally:
             if ev is not None:
                 waiters.drop(job_id)

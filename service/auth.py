@@ -8,11 +8,12 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
 import jwt
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dimflow.settings import Settings, get_settings
@@ -34,15 +35,31 @@ def signing_key(settings: Settings | None = None) -> bytes:
     data_dir/api-secret (mode 0600), so `dimflow token create` and `dimflow api` on one machine agree."""
     s = settings or get_settings()
     if s.api_secret is not None:
-        return s.api_secret.get_secret_value().encode()
-    path = Path(s.data_dir) / "api-secret"
-    if not path.exists():
+        key = s.api_secret.get_secret_value().encode()
+        if len(key) < 32:
+            raise ValueError("DIMFLOW_API_SECRET must be at least 32 characters (HS256 needs a 256-bit key)")
+        return key
+    return _key_file(str(Path(s.data_dir).resolve() / "api-secret"))
+
+
+@lru_cache(maxsize=4)
+def _key_file(where: str) -> bytes:
+    path = Path(where)
+    if not path.exists():  # written whole, then linked into place: a racing process sees all of it or none
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, secrets.token_hex(32).encode())
+            os.fsync(fd)
         finally:
             os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it first; use theirs
+        finally:
+            tmp.unlink()
     key = path.read_bytes().strip()
     if len(key) < 32:
         raise RuntimeError(f"{path} holds a key shorter than 32 bytes; delete it to generate a new one")
@@ -75,12 +92,12 @@ _bearer = HTTPBearer(auto_error=False, description="a token from `dimflow token 
 def require(scope: str):
     """A route dependency: a valid token holding `scope` (or admin), else 401/403 with the reason."""
 
-    def check(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    def check(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
         if creds is None or creds.scheme.lower() != "bearer":
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token; create one with "
                                 "`dimflow token create`", headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
         try:
-            who = verify(creds.credentials)
+            who = verify(creds.credentials, getattr(request.app.state, "settings", None))
         except jwt.ExpiredSignatureError:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "token expired; create a new one",
                                 headers={"WWW-Authenticate": "Bearer"}) from None  # fmt: skip

@@ -144,6 +144,16 @@ class Supervisor:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        import os
+
+        # the workers share the cores: ONNX Runtime's idle threads must not spin on them (the children
+        # read their settings from the environment they are spawned with)
+        os.environ.setdefault("DIMFLOW_ONNX_SPINNING", "false")
+        from dimflow.settings import get_settings
+
+        lock = get_settings().data_dir.resolve() / "worker-compute.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("DIMFLOW_COMPUTE_LOCK", str(lock))  # model stages take turns (devices.model_turn)
         for i in range(self.n):
             slot = _Slot(i, self._ctx.Array("c", _ID_BYTES, lock=False))
             self.slots.append(slot)

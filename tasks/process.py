@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 from pydantic import BaseModel
 
-from dimflow import cache, champions, inputs, report, stages
+from dimflow import cache, champions, devices, inputs, report, stages
 from dimflow.jobs import FileOutcome, JobFile, JobOutcome, outcome_key
 from dimflow.merge import merge
 from dimflow.records import Detections, PageRef, Readings, StoredResult, Strokes
@@ -104,17 +104,23 @@ def resolve_models() -> dict[str, str]:
 @task(cache_key_fn=_stage_key("detect"), cache_expiration=CACHE_FOR, persist_result=True)
 def detect_page(page: PageRef, models: str, storage: str | None = None) -> Detections:
     """Boxes in the page's pixels, and the quarter turns its sheet shows (0 unless scanned turned)."""
-    return stages.detect(champions.loaded_models(), _pixels(storage, page), page.dpi)
+    gray = _pixels(storage, page)
+    with devices.model_turn():
+        return stages.detect(champions.loaded_models(), gray, page.dpi)
 
 
 @task(cache_key_fn=_stage_key("read"), cache_expiration=CACHE_FOR, persist_result=True)
 def read_page(page: PageRef, found: Detections, models: str, storage: str | None = None) -> Readings:
-    return stages.read(champions.loaded_models(), _pixels(storage, page), found)
+    gray = _pixels(storage, page)
+    with devices.model_turn():
+        return stages.read(champions.loaded_models(), gray, found)
 
 
 @task(cache_key_fn=_stage_key("segment"), cache_expiration=CACHE_FOR, persist_result=True)
 def segment_page(page: PageRef, models: str, storage: str | None = None) -> Strokes:
-    return stages.segment(champions.loaded_models(), _pixels(storage, page))
+    gray = _pixels(storage, page)
+    with devices.model_turn():
+        return stages.segment(champions.loaded_models(), gray)
 
 
 @task(cache_key_fn=_stage_key("detect-batch"), cache_expiration=CACHE_FOR, persist_result=True)

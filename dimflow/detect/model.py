@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from dimflow.records import CLASSES, Box
+from dimflow.settings import get_settings
 
 ONNX = "detector.onnx"
 WEIGHTS = "detector.pt"
@@ -75,6 +76,8 @@ class Detector:
         self.folder, self.cfg = folder, cfg
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        if not get_settings().onnx_spinning:  # several workers on few cores: idle threads must yield the core
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(folder / ONNX), opts, providers=providers or onnx_providers())
         self.input = self.session.get_inputs()[0].name
 

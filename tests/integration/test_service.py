@@ -1,0 +1,424 @@
+"""The service end to end, every part real and on loopback: `dimflow api` (uvicorn) with two warm
+worker processes, a Prefect server (on the machine's PostgreSQL when it answers, else sqlite),
+a private redis-server and moto's S3 server holding the uploads and results.
+
+Shows: submit -> completed -> contract-valid results (PNG, 2-page PDF); a resubmission answered
+from the cache; bad uploads refused with 4xx and their reasons while the store stays unchanged;
+a worker killed mid-job -> the job is run again (or failed with the reason), never stuck; Redis
+stopped -> jobs still complete, uncached, and /readyz says so.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import jsonschema
+import pytest
+
+from dimflow.client import ApiError, Client
+from dimflow.settings import Settings, get_settings
+from service.auth import create_token
+from tests.redis_server import redis_server
+from tests.servers import free_port, stop, wait_until_answers
+from tests.unit.test_inputs import BAD
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((ROOT / "dimflow" / "contracts" / "drawing-result.schema.json").read_text())
+BUCKET = "dimflow-svc"
+SECRET = "integration-test-signing-key-0123456789abcdef"
+MAX_BYTES = 5_000_000
+
+
+@dataclass
+class Stack:
+    url: str
+    token: str
+    env: dict[str, str]
+    api: subprocess.Popen
+    redis: subprocess.Popen
+    log: Path
+    s3: object
+    prefect_url: str
+
+    def client(self, token: str | None = None) -> Client:
+        return Client(self.url, token or self.token, timeout_s=120)
+
+    def objects(self) -> dict[str, str]:
+        """Every object in the bucket with its ETag: what 'the store is unchanged' compares."""
+        out, token = {}, None
+        while True:
+            kw = {"Bucket": BUCKET, **({"ContinuationToken": token} if token else {})}
+            page = self.s3.list_objects_v2(**kw)
+            out |= {o["Key"]: o["ETag"] for o in page.get("Contents", [])}
+            if not page.get("IsTruncated"):
+                return out
+            token = page["NextContinuationToken"]
+
+
+def _postgres_database() -> tuple[str | None, str | None]:
+    """A fresh database on the machine's PostgreSQL for the Prefect server; (None, None) if it does not answer."""
+    if not shutil.which("psql"):
+        return None, None
+    name = f"dimflow_test_{uuid.uuid4().hex[:8]}"
+    for user in ("postgres", "root"):
+        try:
+            sql = ["-c", f"CREATE DATABASE {name}"]
+            r = subprocess.run(["psql", "-h", "127.0.0.1", "-U", user, "-d", "postgres", *sql], capture_output=True,
+                               timeout=20)  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            return None, None
+        if r.returncode == 0:
+            return f"postgresql+asyncpg://{user}@127.0.0.1:5432/{name}", f"{user}:{name}"
+    return None, None
+
+
+def _drop_database(which: str | None) -> None:
+    if which:
+        user, name = which.split(":")
+        sql = ["-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"]
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", user, "-d", "postgres", *sql], capture_output=True, timeout=60)
+
+
+def _drawing(seed: int, index: int = 0) -> bytes:
+    from dimflow.synth.generate import generate
+
+    d = generate(seed, index)
+    buf = io.BytesIO()
+    d.rendered.image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _two_page_pdf() -> bytes:
+    from dimflow.synth.generate import generate
+
+    pages = [generate(4711, i).rendered.image.convert("L") for i in range(2)]
+    buf = io.BytesIO()
+    pages[0].save(buf, format="PDF", save_all=True, append_images=pages[1:], resolution=200.0)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed")
+    root = tmp_path_factory.mktemp("service")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIMFLOW_", "PREFECT_", "AWS_"))}
+    env.update(DIMFLOW_DATA_DIR=str(root / "data"), DIMFLOW_API_SECRET=SECRET, DIMFLOW_WORKERS="2",
+               DIMFLOW_MAX_BYTES=str(MAX_BYTES), DIMFLOW_MAX_PAGES="4", DIMFLOW_MAX_UPLOAD_FILES="5",
+               DIMFLOW_JOB_POLL_S="0.5", PREFECT_HOME=str(root / "prefect-home"),
+               PREFECT_LOCAL_STORAGE_PATH=str(root / "prefect-results"), PREFECT_LOGGING_LEVEL="WARNING",
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", MLFLOW_DISABLE_TELEMETRY="true",
+               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)  # fmt: skip
+    procs: list[subprocess.Popen] = []
+    db_url, db = _postgres_database()
+    try:
+        boot = subprocess.Popen([str(BIN / "dimflow"), "-q", "models", "bootstrap"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        pport, mport = free_port(), free_port()
+        penv = dict(env, **({"PREFECT_API_DATABASE_CONNECTION_URL": db_url} if db_url else {}))
+        prefect_log = (root / "prefect.log").open("wb")
+        procs.append(subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                                       "--port", str(pport)], env=penv, stdout=prefect_log,
+                                      stderr=subprocess.STDOUT))  # fmt: skip
+        procs.append(subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(mport)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+        prefect_url = f"http://127.0.0.1:{pport}/api"
+        wait_until_answers(procs[0], f"{prefect_url}/health", "prefect server", 240,
+                           lambda: (root / "prefect.log").read_text(errors="replace"))  # fmt: skip
+        wait_until_answers(procs[1], f"http://127.0.0.1:{mport}/moto-api/", "moto_server", 60, lambda: "")
+        assert boot.wait(300) == 0, boot.stderr.read().decode(errors="replace")
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{mport}", region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        s3.create_bucket(Bucket=BUCKET)
+        with redis_server(root) as (redis_url, redis_proc):
+            aport = free_port()
+            env.update(PREFECT_API_URL=prefect_url, DIMFLOW_REDIS_URL=redis_url, DIMFLOW_STORAGE_URL=f"s3://{BUCKET}/svc",
+                       AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{mport}")  # fmt: skip
+            log = root / "api.log"
+            api = subprocess.Popen([str(BIN / "dimflow"), "api", "--port", str(aport)], env=env,
+                                   stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+            procs.append(api)
+            url = f"http://127.0.0.1:{aport}"
+            wait_until_answers(api, f"{url}/healthz", "dimflow api", 120, lambda: log.read_text(errors="replace"))
+            deadline = time.monotonic() + 300
+            while httpx.get(f"{url}/readyz", timeout=30).json()["checks"]["workers"] != "ok":
+                assert api.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+                time.sleep(0.5)
+            token = create_token("tester", ["drawings:submit", "drawings:read"], 3600, Settings(api_secret=SECRET))
+            yield Stack(url, token, env, api, redis_proc, log, s3, prefect_url)
+    finally:
+        for p in reversed(procs):
+            stop(p, 30)
+        _drop_database(db)
+        get_settings.cache_clear()
+
+
+def _valid(result: dict) -> None:
+    jsonschema.validate(result, SCHEMA)
+
+
+def test_health_ready_openapi_and_auth(stack: Stack) -> None:
+    assert httpx.get(f"{stack.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{stack.url}/readyz", timeout=30).json()
+    assert ready["ready"] and ready["degraded"] == [], ready
+    assert all(v == "ok" for v in ready["checks"].values()), ready
+    paths = httpx.get(f"{stack.url}/openapi.json").json()["paths"]
+    for p in ("/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result", "/v1/jobs/{job_id}/balloons.png",
+              "/v1/jobs/{job_id}/inspection.csv", "/healthz", "/readyz", "/metrics"):  # fmt: skip
+        assert p in paths
+    some = f"{stack.url}/v1/jobs/{uuid.uuid4()}"
+    assert httpx.get(some).status_code == 401
+    assert httpx.get(some, headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+    forged = create_token("mallory", ["admin"], 3600, Settings(api_secret="another-key-of-enough-length-xxxxxxxx"))
+    assert httpx.get(some, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    read_only = create_token("viewer", ["drawings:read"], 3600, Settings(api_secret=SECRET))
+    r = httpx.post(f"{stack.url}/v1/jobs", files={"file": ("a.png", _drawing(5))},
+                   headers={"Authorization": f"Bearer {read_only}"})  # fmt: skip
+    assert r.status_code == 403 and "drawings:submit" in r.text
+    assert httpx.get(some, headers={"Authorization": f"Bearer {stack.token}"}).status_code == 404
+    bad_id = httpx.get(f"{stack.url}/v1/jobs/not-a-uuid", headers={"Authorization": f"Bearer {stack.token}"})
+    assert bad_id.status_code == 404
+
+
+def test_png_and_two_page_pdf_give_contract_results_balloons_and_csv(stack: Stack) -> None:
+    with stack.client() as c:
+        png = c.submit([("part-17.png", _drawing(4242))])
+        pdf = c.submit([("plates.pdf", _two_page_pdf())])
+        seen: list[str] = []
+        st = c.wait(png.job_id, timeout_s=240, on_status=lambda s: seen.append(s.status))
+        assert st.status == "completed", st
+        assert st.files[0].name == "part-17.png" and st.files[0].pages == 1 and st.files[0].error is None
+        results = c.results(png.job_id)
+        assert len(results) == 1 and results[0]["dimensions"], results
+        _valid(results[0])
+        assert c.balloons(png.job_id, 1).startswith(b"\x89PNG")
+        assert c.inspection_csv(png.job_id, 1).splitlines()[0].startswith(b"balloon")
+        with pytest.raises(ApiError) as no_page:
+            c.balloons(png.job_id, 2)
+        assert no_page.value.status == 404
+        st = c.wait(pdf.job_id, timeout_s=240)
+        assert st.status == "completed" and st.files[0].pages == 2, st
+        pages = c.results(pdf.job_id)
+        assert len(pages) == 2 and pages[0]["dimensions"] != pages[1]["dimensions"]  # two sheets, in page order
+        for p in pages:
+            _valid(p)
+        assert c.inspection_csv(pdf.job_id, 2)
+    with httpx.Client() as h:  # the job is a Prefect flow run with its stages as task runs
+        run = h.get(f"{stack.prefect_url}/flow_runs/{png.job_id}").json()
+        assert run["state_type"] == "COMPLETED" and "dimflow-job" in run["tags"] and "by:tester" in run["tags"]
+        tasks = h.post(f"{stack.prefect_url}/task_runs/filter",
+                       json={"flow_runs": {"id": {"any_": [png.job_id]}}}).json()  # fmt: skip
+        stages = {t["name"].rsplit("-", 1)[0] for t in tasks}
+        assert {"load_drawing", "detect_page", "read_page", "segment_page", "merge", "finish_job"} <= stages, stages
+
+
+def _metric(stack: Stack, name: str) -> float:
+    text = httpx.get(f"{stack.url}/metrics", timeout=30).text
+    return sum(float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines() if ln.startswith(name))
+
+
+def test_a_resubmitted_drawing_is_answered_from_the_cache(stack: Stack) -> None:
+    data = _drawing(777)
+    with stack.client() as c:
+        first = c.submit([("a.png", data)])
+        assert c.wait(first.job_id, timeout_s=240).status == "completed"
+        hits = _metric(stack, 'dimflow_cache_lookups_total{result="hit"}')
+        t0 = time.monotonic()
+        again = c.submit([("same-bytes-other-name.png", data)])
+        st = c.wait(again.job_id, timeout_s=120)
+        took = time.monotonic() - t0
+        assert st.status == "completed"
+        assert c.results(again.job_id) == c.results(first.job_id)
+    assert _metric(stack, 'dimflow_cache_lookups_total{result="hit"}') == hits + 1
+    with httpx.Client() as h:  # no model stage ran for the resubmission
+        tasks = h.post(f"{stack.prefect_url}/task_runs/filter",
+                       json={"flow_runs": {"id": {"any_": [again.job_id]}}}).json()  # fmt: skip
+        assert not {t["name"].rsplit("-", 1)[0] for t in tasks} & {"detect_page", "read_page", "segment_page"}
+    print(f"resubmission answered from the cache in {took:.2f} s")
+
+
+def _bad_uploads() -> dict[str, tuple[str, bytes, int]]:
+    """name -> (file name, bytes, expected status) for every refusal `dimflow/inputs` knows at its
+    default limits, plus size and page-size ones at the service's limits."""
+    from tests.unit.test_inputs import _blank_pdf
+
+    cases = {k: (name, make(), 415 if reason == "unsupported_type" else 413 if reason in (
+        "pixel_bomb", "too_many_pages", "page_too_large", "too_large") else 422)
+        for k, (name, make, limits, reason) in BAD.items() if limits is None}  # fmt: skip
+    cases["over_max_bytes"] = ("huge.png", _drawing(1)[:100] + b"\0" * (MAX_BYTES + 10), 413)
+    cases["pdf_page_too_large"] = ("wall.pdf", _blank_pdf(1, 20000, 20000), 413)
+    cases["pdf_5_pages_over_4"] = ("set.pdf", _blank_pdf(5), 413)
+    return cases
+
+
+def test_bad_uploads_are_refused_with_reasons_and_store_nothing(stack: Stack) -> None:
+    auth = {"Authorization": f"Bearer {stack.token}"}
+    before = stack.objects()
+    cases = _bad_uploads()
+    good = _drawing(31)
+    refused = {}
+    with httpx.Client(base_url=stack.url, headers=auth, timeout=60) as h:
+        for case, (name, data, status) in cases.items():
+            r = h.post("/v1/jobs", files={"file": (name, data)})
+            assert r.status_code == status, (case, r.status_code, r.text)
+            detail = r.json()["detail"]
+            assert detail["reason"] and detail["message"] and detail["files"][0]["name"] == name, (case, detail)
+            refused[case] = detail["reason"]
+        requests = {
+            "good_file_beside_a_bad_one": (h.post("/v1/jobs", files=[("file", ("ok.png", good)),
+                                                                     ("file", ("bad.png", b"GIF89a"))]), 415),
+            "no_file_part": (h.post("/v1/jobs", files={"drawing": ("a.png", good)}), 400),
+            "file_as_a_form_field": (h.post("/v1/jobs", data={"file": "not a file"}, files={"x": ("x", b"1")}), 400),
+            "urlencoded_form": (h.post("/v1/jobs", data={"file": "not a file"}), 415),
+            "six_files_over_five": (h.post("/v1/jobs", files=[("file", (f"{i}.png", good)) for i in range(6)]), 400),
+            "plain_text_body": (h.post("/v1/jobs", content=b"hello", headers={"Content-Type": "text/plain"}), 415),
+            "malformed_json": (h.post("/v1/jobs", content=b"{uris:", headers={"Content-Type": "application/json"}),
+                               422),
+            "http_uri": (h.post("/v1/jobs", json={"uris": ["http://example.com/a.png"]}), 422),
+            "missing_s3_object": (h.post("/v1/jobs", json={"uris": [f"s3://{BUCKET}/nothing/here.png"]}), 422),
+            "empty_uri_list": (h.post("/v1/jobs", json={"uris": []}), 422),
+            "declared_body_too_large": (h.post("/v1/jobs", content=b"x", headers={
+                "Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(10**12)}), 413),
+        }  # fmt: skip
+    for case, (r, status) in requests.items():
+        assert r.status_code == status, (case, r.status_code, r.text)
+        assert "reason" in r.json()["detail"], (case, r.text)
+    assert len(cases) + len(requests) >= 20
+    assert stack.objects() == before  # nothing stored, nothing replaced
+    assert not any(k.startswith("svc/uploads/") for k in set(stack.objects()) - set(before))
+    print(f"{len(cases) + len(requests)} bad uploads refused: {sorted(set(refused.values()))}")
+
+
+def test_a_uri_job_whose_object_is_not_a_drawing_fails_with_the_reason(stack: Stack) -> None:
+    stack.s3.put_object(Bucket=BUCKET, Key="inbox/notes.png", Body=b"Dimensions: 40 x 25\n")
+    with stack.client() as c:
+        job = c.submit(uris=[f"s3://{BUCKET}/inbox/notes.png"])
+        st = c.wait(job.job_id, timeout_s=120)
+        assert st.status == "failed" and "not a supported drawing file" in (st.error or ""), st
+        assert st.files[0].error and "notes.png" in st.files[0].error
+        with pytest.raises(ApiError) as err:
+            c.results(job.job_id)
+        assert err.value.status == 409
+
+
+def _worker_pids(stack: Stack) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(stack.api.pid)], capture_output=True, text=True).stdout.split()
+    pids = []
+    for pid in out:
+        try:
+            if "multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                pids.append(int(pid))
+        except OSError:
+            continue
+    return pids
+
+
+def test_a_worker_killed_mid_job_gets_the_job_run_again_never_stuck(stack: Stack) -> None:
+    with stack.client() as c:
+        job = c.submit([("killed.png", _drawing(9090))])
+        deadline = time.monotonic() + 120
+        while (st := c.status(job.job_id)).status != "running":
+            assert time.monotonic() < deadline and not st.done, st
+            time.sleep(0.05)
+        victims = _worker_pids(stack)
+        assert len(victims) == 2
+        for pid in victims:  # both: whichever had the job
+            os.kill(pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        st = c.wait(job.job_id, timeout_s=300)
+        took = time.monotonic() - t0
+        assert st.status == "completed", st
+        _valid(c.results(job.job_id)[0])
+    with httpx.Client() as h:
+        states = [s["name"] for s in h.get(f"{stack.prefect_url}/flow_run_states/",
+                                           params={"flow_run_id": job.job_id}).json()]  # fmt: skip
+    assert "AwaitingRetry" in states and states[-1] == "Completed", states
+    assert _metric(stack, 'dimflow_jobs_recovered_total{action="retried"}') >= 1
+    print(f"worker killed mid-job: run again and completed {took:.1f} s later; states {states}")
+
+
+def test_recover_fails_a_job_past_its_attempts_with_the_reason(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect import get_client
+    from prefect.states import Running
+
+    from dimflow.jobs import JobFile
+    from service import runs
+
+    monkeypatch.setenv("PREFECT_API_URL", stack.prefect_url)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: stack.prefect_url}), get_client(sync_client=True) as client:
+        from flows.process import process_job
+
+        files = [JobFile(name="x.png", source="store:x").model_dump()]
+        run = client.create_flow_run(process_job, parameters={"files": files}, tags=["dimflow-job"], state=Running())
+        assert runs.recover(client, str(run.id), "worker process 0 died (killed by SIGKILL)", attempts=1) == "failed"
+        crashed = client.read_flow_run(run.id)
+        assert crashed.state.type.value == "CRASHED" and "SIGKILL" in crashed.state.message
+        assert runs.recover(client, str(run.id), "again", attempts=1) == "finished"  # a final state stays final
+
+
+def test_metrics_cover_requests_jobs_stages_queue_cache_confidence_models(stack: Stack) -> None:
+    text = httpx.get(f"{stack.url}/metrics", timeout=30).text
+    for name in ("dimflow_http_requests_total", "dimflow_http_request_seconds_bucket", "dimflow_job_seconds_bucket",
+                 'dimflow_stage_seconds_bucket{le="0.5",stage="detect"}', 'dimflow_jobs_total{outcome="completed"',
+                 'dimflow_jobs_total{outcome="failed"', "dimflow_queue_depth", "dimflow_cache_lookups_total",
+                 "dimflow_dimension_confidence_bucket", "dimflow_models_info", "dimflow_uploads_refused_total",
+                 "dimflow_workers_ready"):  # fmt: skip
+        assert name in text, name
+    assert 'route="/v1/jobs",status="202"' in text and 'route="/v1/jobs",status="415"' in text
+
+
+def test_cli_submit_waits_and_writes_the_outputs(stack: Stack, tmp_path: Path) -> None:
+    f = tmp_path / "bracket.png"
+    f.write_bytes(_drawing(2024))
+    out = tmp_path / "out"
+    r = subprocess.run([str(BIN / "dimflow"), "-q", "submit", str(f), "--api", stack.url, "--token", stack.token,
+                        "--wait", "--out", str(out)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    job_id = r.stdout.strip().splitlines()[-1]
+    assert uuid.UUID(job_id)
+    written = sorted(p.suffix for p in out.iterdir())
+    assert written == [".csv", ".json", ".png"], written
+    _valid(json.loads(next(out.glob("*.json")).read_text()))
+    bad = subprocess.run([str(BIN / "dimflow"), "-q", "submit", str(f), "--api", stack.url, "--token", "nope"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 1 and "invalid token" in bad.stderr
+
+
+def test_with_redis_stopped_jobs_still_complete_uncached_and_readyz_says_so(stack: Stack) -> None:
+    """Last: it stops the module's Redis."""
+    stop(stack.redis, 10)
+    ready = httpx.get(f"{stack.url}/readyz", timeout=30)
+    body = ready.json()
+    assert ready.status_code == 200 and body["ready"] and body["degraded"] == ["redis"], body
+    assert body["checks"]["redis"].startswith("down")
+    misses = _metric(stack, 'dimflow_cache_lookups_total{result="miss"}')
+    t0 = time.monotonic()
+    with stack.client() as c:
+        job = c.submit([("no-redis.png", _drawing(6060))])
+        st = c.wait(job.job_id, timeout_s=240)
+        assert st.status == "completed", st
+        _valid(c.results(job.job_id)[0])
+    took = time.monotonic() - t0
+    assert _metric(stack, 'dimflow_cache_lookups_total{result="miss"}') == misses + 1
+    print(f"Redis stopped: job completed uncached in {took:.1f} s (workers found it by polling Prefect)")
+
