@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +31,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def die_with_parent() -> None:
+    """In the child, before exec: the kernel sends it SIGTERM when this process ends, however it ends
+    (uvicorn re-raises the SIGTERM it caught after its shutdown, so no `finally` here runs)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _prefect_exe() -> str:
     beside = Path(sys.executable).with_name("prefect")
     return str(beside) if beside.exists() else (shutil.which("prefect") or "prefect")
@@ -46,7 +56,7 @@ def prefect_api(port: int | None = None, timeout_s: float = 120.0, log_path: Pat
     url = f"http://127.0.0.1:{port}/api"
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen([_prefect_exe(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+                            stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)  # fmt: skip
     try:
         deadline = time.monotonic() + timeout_s
         while True:

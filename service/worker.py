@@ -29,6 +29,9 @@ _ID_BYTES = 40
 def work(index: int, current: Any, events: Any) -> None:
     """A worker process: load the models, then claim and run jobs until terminated."""
     from dimflow.settings import configure_environment
+    from service.prefect_server import die_with_parent
+
+    die_with_parent()  # a supervisor killed outright takes its workers with it (its jobs are recovered by the next)
 
     configure_environment()
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker-{index} %(name)s %(message)s")
