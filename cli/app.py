@@ -445,7 +445,8 @@ def api(
 
             ui = url.removesuffix("/api")
             console.print(f"Prefect API {url} (UI {ui}); dimflow API http://{host}:{port} (docs /docs)")
-            uvicorn.run(create_app(workers=workers), host=host, port=port, log_level="info", access_log=False)
+            app_ = create_app(workers=workers, name=f"api-{port}")
+            uvicorn.run(app_, host=host, port=port, log_level="info", access_log=False)
     except PrefectServerError as exc:
         raise fail(str(exc), code=1) from None
 

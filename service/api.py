@@ -95,7 +95,7 @@ def _clean_name(raw: str | None, index: int) -> str:
     return name or f"file-{index + 1}"
 
 
-def create_app(settings: Settings | None = None, workers: int | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, workers: int | None = None, name: str = "api") -> FastAPI:
     """The API; with `workers` (default: the settings') warm worker processes supervised beside it."""
     s = settings or get_settings()
     storage_url = s.storage_url or str(s.data_dir.resolve() / "store")
@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None) -> 
                 waiters.finished(event["job_id"])
 
         if n_workers:
-            supervisor = Supervisor(n_workers, on_event=on_event, attempts=s.job_attempts)
+            supervisor = Supervisor(n_workers, on_event=on_event, attempts=s.job_attempts, name=app.state.name)
             supervisor.start()
         app.state.supervisor = supervisor
         async with get_client() as client:
@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None) -> 
     app = FastAPI(title="dimflow", version="1", lifespan=lifespan, description=about)
     app.state.metrics = metrics
     app.state.settings = s
+    app.state.name = name
 
     @app.middleware("http")
     async def count(request: Request, call_next):

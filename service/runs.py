@@ -11,6 +11,7 @@ without it workers find queued runs by asking Prefect every `job_poll_s`.
 from __future__ import annotations
 
 import logging
+import socket
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
@@ -78,7 +79,20 @@ async def depth(client: PrefectClient) -> int:
     return await client.count_flow_runs(flow_run_filter=_jobs(*QUEUED))
 
 
-async def claim(client: PrefectClient, run_id: UUID | str) -> FlowRun | None:
+def worker_tag(name: str) -> str:
+    """Which supervisor's workers run a job (a run tag): this host and the supervisor's name."""
+    return f"worker:{socket.gethostname()}/{name}"
+
+
+def orphans(client, tag: str) -> list[FlowRun]:
+    """Active jobs claimed by workers of the supervisor `tag` names, read as it starts: its earlier
+    life ended (killed, out of memory, the machine restarted) without finishing them."""
+    return client.read_flow_runs(flow_run_filter=FlowRunFilter(
+        tags=FlowRunFilterTags(all_=[JOB_TAG, tag]),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=ACTIVE))), limit=200)  # fmt: skip
+
+
+async def claim(client: PrefectClient, run_id: UUID | str, tag: str | None = None) -> FlowRun | None:
     """Take a queued job for this worker. Prefect accepts a move to Pending for one claimant only, but
     it also lets a finished run without a deployment go back to Pending: so only a run read as
     Scheduled (queued, or queued again after a crash) is proposed at all (a stale hint is dropped)."""
@@ -91,6 +105,9 @@ async def claim(client: PrefectClient, run_id: UUID | str) -> FlowRun | None:
     result = await client.set_flow_run_state(run.id, Pending(message="claimed by a dimflow worker"))
     if result.status.value != "ACCEPT" or result.state is None:
         return None
+    if tag and tag not in run.tags:  # whose workers have it: a supervisor that restarts recovers its orphans
+        run.tags = [*run.tags, tag]
+        await client.update_flow_run(run.id, tags=run.tags)
     return run.model_copy(update={"state": result.state, "state_type": result.state.type,
                                   "state_name": result.state.name})  # fmt: skip
 

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _ID_BYTES = 40
 
 
-def work(index: int, current: Any, events: Any) -> None:
+def work(index: int, current: Any, events: Any, tag: str | None = None) -> None:
     """A worker process: load the models, then claim and run jobs until terminated."""
     from dimflow.settings import configure_environment
     from service.prefect_server import die_with_parent
@@ -42,10 +42,10 @@ def work(index: int, current: Any, events: Any) -> None:
     t0 = time.perf_counter()
     models = champions.get_models()  # warm before the first job; a registry that is down ends the process
     events.put({"kind": "ready", "worker": index, "models": dict(models.refs), "load_s": time.perf_counter() - t0})
-    asyncio.run(_serve(index, current, events))
+    asyncio.run(_serve(index, current, events, tag))
 
 
-async def _serve(index: int, current: Any, events: Any) -> None:
+async def _serve(index: int, current: Any, events: Any, tag: str | None) -> None:
     from prefect.context import AsyncClientContext, SyncClientContext
 
     from dimflow.settings import get_settings
@@ -57,10 +57,10 @@ async def _serve(index: int, current: Any, events: Any) -> None:
     # client and every task a sync one, each with its own TLS context (~0.15 s and ~0.05 s here)
     with SyncClientContext.get_or_create():
         async with AsyncClientContext.get_or_create() as ctx:
-            await _loop(ctx.client, hints, settings, current, events, index)
+            await _loop(ctx.client, hints, settings, current, events, index, tag)
 
 
-async def _loop(client: Any, hints: Any, settings: Any, current: Any, events: Any, index: int) -> None:
+async def _loop(client: Any, hints: Any, settings: Any, current: Any, events: Any, index: int, tag: str | None) -> None:
     import redis
 
     from service import runs
@@ -89,7 +89,7 @@ async def _loop(client: Any, hints: Any, settings: Any, current: Any, events: An
                 # with working hints this poll is only a safety net (a hint lost when Redis restarted)
                 next_poll = time.monotonic() + settings.job_poll_s * (5 if hinted_ok else 1)
             for job_id in wanted:
-                run = await runs.claim(client, job_id)
+                run = await runs.claim(client, job_id, tag)
                 if run is not None:
                     await _run(run, current, events, index)
                     break  # a job done: look for hints first again, oldest-first order stays with Prefect
@@ -136,6 +136,7 @@ class Supervisor:
 
     n: int
     on_event: Callable[[dict[str, Any]], None] = lambda e: None
+    name: str = "workers"  # with the host, tags the jobs these workers claim
     attempts: int = 2
     restart_backoff_s: float = 2.0
     slots: list[_Slot] = field(default_factory=list)
@@ -157,6 +158,7 @@ class Supervisor:
         lock = get_settings().data_dir.resolve() / "worker-compute.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("DIMFLOW_COMPUTE_LOCK", str(lock))  # model stages take turns (devices.model_turn)
+        self._recover_orphans()
         for i in range(self.n):
             slot = _Slot(i, self._ctx.Array("c", _ID_BYTES, lock=False))
             self.slots.append(slot)
@@ -166,10 +168,32 @@ class Supervisor:
             t.start()
             self._threads.append(t)
 
+    @property
+    def tag(self) -> str:
+        from service.runs import worker_tag
+
+        return worker_tag(self.name)
+
+    def _recover_orphans(self) -> None:
+        """Jobs this supervisor's workers held when it last ended without handing them back."""
+        from prefect import get_client
+
+        from service import runs
+
+        try:
+            with get_client(sync_client=True) as client:
+                for run in runs.orphans(client, self.tag):
+                    done = runs.recover(client, str(run.id), f"the workers on {self.tag.removeprefix('worker:')} "
+                                        "stopped while running this job", self.attempts)  # fmt: skip
+                    log.warning("job %s left active by this supervisor's last run: %s", run.id, done)
+                    self.on_event({"kind": "crash", "job_id": str(run.id), "action": done, "reason": "worker_died"})
+        except Exception as exc:
+            log.error("orphaned jobs not checked (Prefect API: %s)", exc)
+
     def _spawn(self, slot: _Slot) -> None:
         slot.current.value = b""
         slot.ready = False
-        slot.process = self._ctx.Process(target=work, args=(slot.index, slot.current, self._events),
+        slot.process = self._ctx.Process(target=work, args=(slot.index, slot.current, self._events, self.tag),
                                          name=f"dimflow-worker-{slot.index}", daemon=True)  # fmt: skip
         slot.process.start()
         slot.started = time.monotonic()

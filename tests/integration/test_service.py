@@ -163,10 +163,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 assert api.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
                 time.sleep(0.5)
             token = create_token("tester", ["drawings:submit", "drawings:read"], 3600, Settings(api_secret=SECRET))
-            yield Stack(url, token, env, api, redis_proc, log, s3, prefect_url)
+            stack = Stack(url, token, env, api, redis_proc, log, s3, prefect_url)
+            yield stack
+            procs.append(stack.api)  # a test may have started it again
     finally:
         for p in reversed(procs):
-            stop(p, 30)
+            if p.poll() is None:
+                stop(p, 30)
         _drop_database(db)
         get_settings.cache_clear()
 
@@ -423,6 +426,39 @@ def test_cli_submit_waits_and_writes_the_outputs(stack: Stack, tmp_path: Path) -
     bad = subprocess.run([str(BIN / "dimflow"), "-q", "submit", str(f), "--api", stack.url, "--token", "nope"],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert bad.returncode == 1 and "invalid token" in bad.stderr
+
+
+def test_the_service_killed_outright_recovers_its_running_job_when_it_starts_again(stack: Stack) -> None:
+    """SIGKILL to the API process: its workers die with it (PDEATHSIG) and nothing hands the job back;
+    the next start of the same service finds the job its workers held and runs it again."""
+    with stack.client() as c:
+        job = c.submit([("orphan.png", _drawing(8080))])
+        deadline = time.monotonic() + 120
+        while (st := c.status(job.job_id)).status != "running":
+            assert time.monotonic() < deadline and not st.done, st
+            time.sleep(0.05)
+    workers = _worker_pids(stack)
+    stack.api.send_signal(signal.SIGKILL)
+    stack.api.wait(30)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        time.sleep(0.2)
+    with httpx.Client() as h:
+        assert h.get(f"{stack.prefect_url}/flow_runs/{job.job_id}").json()["state_type"] in ("RUNNING", "PENDING")
+    port = stack.url.rsplit(":", 1)[1]
+    stack.api = subprocess.Popen([str(BIN / "dimflow"), "api", "--port", port], env=stack.env,
+                                 stdout=stack.log.open("ab"), stderr=subprocess.STDOUT)  # fmt: skip
+    t0 = time.monotonic()
+    wait_until_answers(stack.api, f"{stack.url}/healthz", "dimflow api", 120, lambda: stack.log.read_text()[-3000:])
+    with stack.client() as c:
+        st = c.wait(job.job_id, timeout_s=300)
+    assert st.status == "completed", st
+    with httpx.Client() as h:
+        states = [s["name"] for s in h.get(f"{stack.prefect_url}/flow_run_states/",
+                                           params={"flow_run_id": job.job_id}).json()]  # fmt: skip
+    assert "AwaitingRetry" in states and states[-1] == "Completed", states
+    print(f"service killed mid-job: restarted, job recovered and completed {time.monotonic() - t0:.1f} s later")
 
 
 def test_with_redis_stopped_jobs_still_complete_uncached_and_readyz_says_so(stack: Stack) -> None:
