@@ -1,8 +1,8 @@
 """Whole-drawing results by content, in Redis: a file's sha256 and the champions' exact versions ->
 where its pages' results are stored.
 
-A resubmitted drawing is answered from here without a flow run or a model (`dimflow process` looks
-here first; the service's submit path will too). Redis is an accelerator, never a dependency: when
+A resubmitted drawing is answered from here without running a model (`dimflow process` looks
+here before starting a flow run; a service job in its first task). Redis is an accelerator, never a dependency: when
 it is down, slow or holds something unreadable, a lookup is a miss and a store is skipped, each
 logged and counted, and processing goes on. Only results the champions themselves produced are
 kept (a run that fell back past a broken champion is not), so a hit always means "what the current

@@ -22,7 +22,7 @@ STAGES = ("load", "detect", "read", "segment", "merge")  # merge also stores the
 _TASK_STAGE = {
     "load_drawing": "load", "detect_page": "detect", "detect_pages": "detect", "read_page": "read",
     "read_pages": "read", "segment_page": "segment", "merge_page": "merge", "persist_page": "persist",
-    "cached_drawing": "cache", "resolve_models": "models", "finish_job": "finish",
+    "start_job": "start", "resolve_models": "models", "finish_job": "finish",
 }  # fmt: skip
 _CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "tiff": "image/tiff", "bmp": "image/bmp",
                   "pdf": "application/pdf"}  # fmt: skip
