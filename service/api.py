@@ -55,6 +55,7 @@ _STATUS_BY_REASON = {"too_large": 413, "pixel_bomb": 413, "page_too_large": 413,
                      "unsupported_type": 415}  # fmt: skip
 _NAME_OK = re.compile(r"[^\w.\- ()+,]")
 _JSON_BODY_LIMIT = 64 * 1024
+_PREFECT_TIMEOUT_S = 15.0  # a request waits this long on Prefect (its client retries inside), then gets a 503
 PageQuery = Annotated[int, Query(ge=1, description="1-based position in the job's results")]
 
 
@@ -261,7 +262,8 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
             raise _refusal(415, "unsupported_media_type", f"send multipart/form-data (parts named `file`) or "
                            f"application/json with s3:// URIs, not {ctype or 'no content type'}")  # fmt: skip
         try:
-            run = await runs.create(request.app.state.prefect, files, storage_url, who.sub)
+            run = await asyncio.wait_for(runs.create(request.app.state.prefect, files, storage_url, who.sub),
+                                         _PREFECT_TIMEOUT_S)  # fmt: skip
         except Exception as exc:  # Prefect unreachable or refusing: nothing is queued, the client may retry
             log.error("job not created: %s", exc)
             raise _refusal(503, "prefect_unavailable", f"the job could not be queued (Prefect API: "
@@ -278,7 +280,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
 
     async def _run_or_404(request: Request, job_id: str):
         try:
-            run = await runs.read(request.app.state.prefect, job_id)
+            run = await asyncio.wait_for(runs.read(request.app.state.prefect, job_id), _PREFECT_TIMEOUT_S)
         except Exception as exc:
             raise _refusal(503, "prefect_unavailable", f"job state cannot be read (Prefect API: {exc})") from None
         if run is None:

@@ -31,13 +31,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def die_with_parent() -> None:
-    """In the child, before exec: the kernel sends it SIGTERM when this process ends, however it ends
-    (uvicorn re-raises the SIGTERM it caught after its shutdown, so no `finally` here runs)."""
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """In the child: the kernel sends it `sig` when its parent ends, however that ends (uvicorn
+    re-raises the SIGTERM it caught after its shutdown, so no `finally` in the parent runs)."""
     if sys.platform.startswith("linux"):
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(sig))  # PR_SET_PDEATHSIG
 
 
 def _prefect_exe() -> str:
@@ -48,6 +48,9 @@ def _prefect_exe() -> str:
 @contextmanager
 def prefect_api(port: int | None = None, timeout_s: float = 120.0, log_path: Path | None = None) -> Iterator[str]:
     """Yield the Prefect API URL this process and its children use (set into the environment)."""
+    # Prefect's client retries a refused connection 5 times with a doubling pause (~60 s); the service
+    # answers a request sooner than that, and its workers poll again anyway
+    os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "2")
     url = os.environ.get("PREFECT_API_URL")
     if url:
         yield url

@@ -31,7 +31,10 @@ def work(index: int, current: Any, events: Any, tag: str | None = None) -> None:
     from dimflow.settings import configure_environment
     from service.prefect_server import die_with_parent
 
-    die_with_parent()  # a supervisor killed outright takes its workers with it (its jobs are recovered by the next)
+    # a supervisor killed outright takes its workers with it, and its next start recovers their jobs. SIGKILL,
+    # not SIGTERM: Prefect's engine turns a SIGTERM into a Crashed run, final, where the job must be run again
+    die_with_parent(signal.SIGKILL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the supervisor alone decides
 
     configure_environment()
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker-{index} %(name)s %(message)s")
@@ -263,9 +266,9 @@ class Supervisor:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the workers; a job one was running is queued again for the next start (or another worker)."""
         self._stop.set()
-        for slot in self.slots:
+        for slot in self.slots:  # SIGKILL: a SIGTERM would make Prefect's engine mark the run Crashed (final)
             if slot.process is not None and slot.process.is_alive():
-                slot.process.terminate()
+                slot.process.kill()
         deadline = time.monotonic() + timeout_s
         for slot in self.slots:
             if slot.process is not None:

@@ -54,6 +54,7 @@ class Stack:
     log: Path
     s3: object
     prefect_url: str
+    prefect: subprocess.Popen
 
     def client(self, token: str | None = None) -> Client:
         return Client(self.url, token or self.token, timeout_s=120)
@@ -163,7 +164,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 assert api.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
                 time.sleep(0.5)
             token = create_token("tester", ["drawings:submit", "drawings:read"], 3600, Settings(api_secret=SECRET))
-            stack = Stack(url, token, env, api, redis_proc, log, s3, prefect_url)
+            stack = Stack(url, token, env, api, redis_proc, log, s3, prefect_url, procs[0])
             yield stack
             procs.append(stack.api)  # a test may have started it again
     finally:
@@ -462,7 +463,7 @@ def test_the_service_killed_outright_recovers_its_running_job_when_it_starts_aga
 
 
 def test_with_redis_stopped_jobs_still_complete_uncached_and_readyz_says_so(stack: Stack) -> None:
-    """Last: it stops the module's Redis."""
+    """Near the end: it stops the module's Redis."""
     stop(stack.redis, 10)
     ready = httpx.get(f"{stack.url}/readyz", timeout=30)
     body = ready.json()
@@ -479,3 +480,18 @@ def test_with_redis_stopped_jobs_still_complete_uncached_and_readyz_says_so(stac
     assert _metric(stack, 'dimflow_cache_lookups_total{result="miss"}') == misses + 1
     print(f"Redis stopped: job completed uncached in {took:.1f} s (workers found it by polling Prefect)")
 
+
+
+def test_with_prefect_down_a_submission_is_refused_with_503_and_readyz_names_it(stack: Stack) -> None:
+    """Last of all: it stops the Prefect server. Nothing can be queued, so nothing is accepted."""
+    stop(stack.prefect, 30)
+    t0 = time.monotonic()
+    r = httpx.post(f"{stack.url}/v1/jobs", files={"file": ("late.png", _drawing(5150))},
+                   headers={"Authorization": f"Bearer {stack.token}"}, timeout=120)  # fmt: skip
+    took = time.monotonic() - t0
+    assert r.status_code == 503 and r.json()["detail"]["reason"] == "prefect_unavailable", r.text
+    assert took < 20, took  # the client's retries are capped (PREFECT_CLIENT_MAX_RETRIES=2), the wait at 15 s
+    ready = httpx.get(f"{stack.url}/readyz", timeout=60)
+    assert ready.status_code == 503 and ready.json()["checks"]["prefect"].startswith("down"), ready.text
+    assert httpx.get(f"{stack.url}/healthz").status_code == 200  # alive, not ready
+    print(f"Prefect down: submission refused with 503 in {took:.1f} s")
