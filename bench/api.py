@@ -151,6 +151,9 @@ def main() -> None:
     ap.add_argument("--sheet", default="A4")
     ap.add_argument("--dpi", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2, help="warm worker processes of the service")
+    ap.add_argument("--prefect-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting for the Prefect server the bench starts (e.g. "
+                         "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED=false); repeatable")  # fmt: skip
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dimflow-bench-api-"))
     seeds = {"sequential": 9301, "c4": 9302, "c8": 9303}
@@ -168,11 +171,12 @@ def main() -> None:
         if not env.get("PREFECT_API_URL"):
             pg = postgres_url()
             db = "postgresql" if pg else "sqlite"
+            server_env = dict(env, **dict(kv.split("=", 1) for kv in args.prefect_env))
             if pg:
-                env["PREFECT_API_DATABASE_CONNECTION_URL"] = pg
+                server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = pg
             port = free_port()
             procs.append(subprocess.Popen([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                                           "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                                           "--port", str(port)], env=server_env, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.STDOUT))  # fmt: skip
             env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
             wait_http(f"{env['PREFECT_API_URL']}/health", 180, procs[-1])
@@ -209,8 +213,9 @@ def main() -> None:
                 p.kill()
     mean_in = statistics.mean(inproc)
     p95_in = sorted(inproc)[min(len(inproc) - 1, round(0.95 * (len(inproc) - 1)))]
+    server = f"{db} {' '.join(args.prefect_env)}".strip()
     print(f"{args.sheet} at {args.dpi} dpi, {args.n} drawings a phase, {args.workers} workers, "
-          f"Prefect on {db}, {os.cpu_count()} cores")  # fmt: skip
+          f"Prefect on {server}, {os.cpu_count()} cores")  # fmt: skip
     print(f"in-process: mean {mean_in:.0f} ms, p95 {p95_in:.0f} ms, rate {1000 / mean_in:.3f}/s")
     print("| phase | n | P50 ms | P95 ms | max ms | jobs/s | x in-process rate | errors |")
     print("|---|---|---|---|---|---|---|---|")
