@@ -13,7 +13,6 @@ phase is answered from a cache), then the first phase's drawings again (cache hi
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
@@ -28,6 +27,8 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from process import drawings  # bench/process.py: this folder is on sys.path when run as a script
 
 from dimflow.settings import configure_environment
 
@@ -67,22 +68,6 @@ def postgres_url() -> str | None:
         if r.returncode == 0:
             return f"postgresql+asyncpg://{user}@127.0.0.1:5432/{name}"
     return None
-
-
-def drawings(sheet: str, dpi: int, n: int, seed: int, work: Path) -> list[Path]:
-    from dimflow.synth.generate import generate
-
-    out, i = [], 0
-    while len(out) < n:
-        d = generate(seed, i)
-        i += 1
-        if d.sheet == sheet and d.dpi == dpi:
-            buf = io.BytesIO()
-            d.rendered.image.save(buf, format="PNG")
-            p = work / f"{sheet}-{seed}-{i}.png"
-            p.write_bytes(buf.getvalue())
-            out.append(p)
-    return out
 
 
 def in_process_ms(files: list[Path]) -> list[float]:
@@ -157,7 +142,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dimflow-bench-api-"))
     seeds = {"sequential": 9301, "c4": 9302, "c8": 9303}
-    sets = {k: drawings(args.sheet, args.dpi, args.n, seed, work) for k, seed in seeds.items()}
+    sets = {k: drawings(args.sheet, args.dpi, args.n, work, seed) for k, seed in seeds.items()}
     inproc = in_process_ms(sets["sequential"])
     procs: list[subprocess.Popen] = []
     env = dict(os.environ)
@@ -197,7 +182,7 @@ def main() -> None:
             time.sleep(0.5)
         token = subprocess.run([str(VENV_BIN / "dimflow"), "-q", "token", "create", "--sub", "bench"], env=env,
                                capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]  # fmt: skip
-        for f in drawings(args.sheet, args.dpi, args.workers * 2, 9300, work):  # warm every worker's first run
+        for f in drawings(args.sheet, args.dpi, args.workers * 2, work, 9300):  # warm every worker's first run
             one_job(api, token, f)
         rows = {"sequential": phase(api, token, sets["sequential"], 1),
                 "concurrency 4": phase(api, token, sets["c4"], 4), "concurrency 8": phase(api, token, sets["c8"], 8),

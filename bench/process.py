@@ -24,17 +24,19 @@ from dimflow.settings import configure_environment
 configure_environment()
 
 
-def drawings(sheet: str, dpi: int, n: int, work: Path) -> list[Path]:
+def drawings(sheet: str, dpi: int, n: int, work: Path, seed: int | None = None) -> list[Path]:
+    """n synthetic drawings of one sheet size and dpi as PNG files (seed: 9100 + dpi unless given)."""
     from dimflow.synth.generate import generate
 
+    seed = 9100 + dpi if seed is None else seed
     out, i = [], 0
     while len(out) < n:
-        d = generate(9100 + dpi, i)
+        d = generate(seed, i)
         i += 1
         if d.sheet == sheet and d.dpi == dpi:
             buf = io.BytesIO()
             d.rendered.image.save(buf, format="PNG")
-            p = work / f"{sheet}-{i}.png"
+            p = work / f"{sheet}-{seed}-{i}.png"
             p.write_bytes(buf.getvalue())
             out.append(p)
     return out

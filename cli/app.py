@@ -507,7 +507,7 @@ def token_create(
 
 @app.command()
 def submit(
-    files: Annotated[list[Path], typer.Argument(help="Drawings to send as one job (or s3:// URIs with --uri).")],
+    files: Annotated[list[str], typer.Argument(help="Drawings to send as one job: files, or s3://bucket/key URIs.")],
     api_url: Annotated[str, typer.Option("--api", envvar="DIMFLOW_API_URL", help="The service's URL.")] = (
         "http://127.0.0.1:8000"
     ),
@@ -527,15 +527,16 @@ def submit(
 
     if not token:
         raise fail("no token: pass --token or set DIMFLOW_API_TOKEN (create one with `dimflow token create`)")
-    uris = [str(f) for f in files if str(f).startswith("s3:")]
-    local = [f for f in files if not str(f).startswith("s3:")]
+    uris = [f for f in files if f.startswith("s3://")]
+    local = [Path(f) for f in files if not f.startswith("s3://")]
+    if uris and local:
+        raise fail("a job takes local files or s3:// URIs, not both; submit them as two jobs")
     for f in local:
         if not f.is_file():
             raise fail(f"{f} is not a file")
     try:
         with Client(api_url, token) as client:
-            job = client.submit(uris=[u.replace("s3:/", "s3://", 1) if not u.startswith("s3://") else u
-                                      for u in uris]) if uris else client.submit(local)  # fmt: skip
+            job = client.submit(uris=uris) if uris else client.submit(local)
             console.print(f"job {job.job_id} queued: {job.status_url}")
             if wait:
                 with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),

@@ -128,25 +128,26 @@ def iter_pages(data: bytes, name: str = "input", limits: Limits | None = None) -
     Everything that can be checked without decoding (type, size, page count, page sizes) is checked
     before this returns, so a bad file fails here rather than halfway through the iteration.
     """
+    data, kind, limits = _admit(data, name, limits)
+    if kind == "pdf":
+        return _pdf_pages(data, name, limits)
+    return _raster_pages(data, kind, name, limits)
+
+
+def _admit(data: bytes, name: str, limits: Limits | None) -> tuple[bytes, str, Limits]:
+    """The first refusals, in one order for every entry point: size before anything is read, then type."""
     limits = limits or get_settings().limits()
     data = bytes(data)
     if len(data) > limits.max_bytes:
         raise too_large(name, len(data), limits)
-    kind = sniff(data, name)
-    if kind == "pdf":
-        return _pdf_pages(data, name, limits)
-    return _raster_pages(data, kind, name, limits)
+    return data, sniff(data, name), limits
 
 
 def check(data: bytes, name: str = "input", limits: Limits | None = None) -> str:
     """Refuse what processing would refuse, before anything is stored (an upload); returns the kind.
     Rasters are decoded (a damaged body shows only then); PDFs are opened and their page tree and page
     sizes checked, not rendered (rendering is the worker's cost)."""
-    limits = limits or get_settings().limits()
-    data = bytes(data)
-    if len(data) > limits.max_bytes:
-        raise too_large(name, len(data), limits)
-    kind = sniff(data, name)
+    data, kind, limits = _admit(data, name, limits)
     if kind == "pdf":
         pdf, _, _ = _open_pdf(data, name, limits)
         with _PDFIUM_LOCK:

@@ -35,12 +35,11 @@ def _page(page: PageRef, refs: dict[str, str], storage: str | None) -> StoredRes
     mk = models_key(refs)
     strokes = segment_page.submit(page, mk, storage)  # runs beside detect + read
     found = detect_page(page, mk, storage, return_state=True)
-    # `_sync=True`: a State's result() is a coroutine inside an async flow (process-job); this helper serves both
-    readings = read_page(page, found.result(_sync=True), mk, storage, return_state=True)
+    readings = read_page(page, found.result(), mk, storage, return_state=True)
     strokes.wait()
     cached = served_from_cache(detect=found, read=readings, segment=strokes.state)
     # quote(): large records (thousands of strokes) are passed as they are, not walked for futures (~0.2 s a page)
-    result = merge_page(page, quote(found.result(_sync=True)), quote(readings.result(_sync=True)),
+    result = merge_page(page, quote(found.result()), quote(readings.result()),
                         quote(strokes.result()), refs, cached)  # fmt: skip
     return persist_page(page, quote(result), storage)
 
@@ -120,6 +119,8 @@ async def process_job(files: list[JobFile], storage: str | None = None, job_id: 
 
 
 def _job_page(page: PageRef, refs: dict[str, str], storage: str | None) -> StoredResult:
+    # `_sync=True`: inside an async flow a State's result() is a coroutine; the stages run one after another
+    # (they take turns on the cores anyway), merge and store as one task
     mk = models_key(refs)
     found = detect_page(page, mk, storage, return_state=True)
     readings = read_page(page, found.result(_sync=True), mk, storage, return_state=True)

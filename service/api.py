@@ -172,6 +172,16 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
             out.append((_clean_name(part.filename, i), data))
         return out
 
+    def _refuse_if_any(refused: list[dict], what: str) -> None:
+        """Refuse the whole request when any part was refused: counted by reason, the first one's status."""
+        if not refused:
+            return
+        for r in refused:
+            metrics.refused.labels(r["reason"]).inc()
+        first = refused[0]
+        raise _refusal(_STATUS_BY_REASON.get(first["reason"], 422), first["reason"],
+                       f"{len(refused)} {what}: {first['message']}", refused)  # fmt: skip
+
     def _check_all(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes, str, str]]:
         limits, checked, refused = s.limits(), [], []
         for name, data in files:
@@ -180,13 +190,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
                 checked.append((name, data, kind, drawing_id))
             except inputs.BadInput as exc:
                 refused.append({"name": name, "reason": exc.reason, "message": str(exc)})
-        if refused:
-            for r in refused:
-                metrics.refused.labels(r["reason"]).inc()
-            first = refused[0]
-            raise _refusal(_STATUS_BY_REASON.get(first["reason"], 422), first["reason"],
-                           f"{len(refused)} of {len(files)} files refused; nothing was stored: {first['message']}",
-                           refused)  # fmt: skip
+        _refuse_if_any(refused, f"of {len(files)} files refused; nothing was stored")
         return checked
 
     def _check_uris(uris: list[str]) -> list[JobFile]:
@@ -210,12 +214,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
                 raise _refusal(503, "storage_unavailable", f"{uri} cannot be checked ({exc}); nothing was queued") \
                     from None  # fmt: skip
             out.append(JobFile(name=name or uri, source=uri))
-        if refused:
-            for r in refused:
-                metrics.refused.labels(r["reason"]).inc()
-            first = refused[0]
-            raise _refusal(_STATUS_BY_REASON.get(first["reason"], 422), first["reason"],
-                           f"{len(refused)} of {len(uris)} URIs refused: {first['message']}", refused)  # fmt: skip
+        _refuse_if_any(refused, f"of {len(uris)} URIs refused")
         return out
 
     @app.post("/v1/jobs", status_code=202, response_model=Submitted, tags=["jobs"],
@@ -294,16 +293,22 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
             return None
 
     async def _status(request: Request, job_id: str, detail: bool = True) -> JobStatus:
+        return (await _job(request, job_id, detail))[0]
+
+    async def _job(request: Request, job_id: str, detail: bool = True) -> tuple[JobStatus, JobOutcome | None]:
+        """The job's status, and its stored outcome once it has ended (read once, for both)."""
         run = await _run_or_404(request, job_id)
         state = status_of(run.state_type.value if run.state_type else "SCHEDULED")
         files = [JobFile.model_validate(f) for f in run.parameters.get("files", [])]
         out = JobStatus(job_id=job_id, status=state, flow_run_id=str(run.id), files=files)
+        outcome = None
         if state == "queued":
             out.stage = "retrying" if run.state_name == "AwaitingRetry" else "queued"
-        elif state == "running" and detail:
-            done, current = await runs.finished_task_names(request.app.state.prefect, run.id)
-            out.stage = stage_of(current) if current else "starting"
-            out.progress = progress(len(files), done)
+        elif state == "running":
+            if detail:  # a long poll's repeated looks skip the task-run query
+                done, current = await runs.finished_task_names(request.app.state.prefect, run.id)
+                out.stage = stage_of(current) if current else "starting"
+                out.progress = progress(len(files), done)
         else:
             outcome = await run_in_threadpool(_outcome, store_of(request), job_id)
             if outcome is not None:
@@ -313,7 +318,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
             out.progress = 1.0 if state == "completed" else 0.0
             if state == "failed":
                 out.error = (run.state.message if run.state else None) or "failed"
-        return out
+        return out, outcome
 
     @app.get("/v1/jobs/{job_id}", response_model=JobStatus, tags=["jobs"], name="job_status")
     async def job_status(
@@ -337,11 +342,10 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
                 waiters.drop(job_id)
 
     async def _completed(request: Request, job_id: str) -> JobOutcome:
-        out = await _status(request, job_id)
+        out, outcome = await _job(request, job_id, detail=False)
         if out.status != "completed":
             raise _refusal(409, f"job_{out.status}", f"job {job_id} is {out.status}"
                            + (f": {out.error}" if out.error else "; ask again when it has completed"))  # fmt: skip
-        outcome = await run_in_threadpool(_outcome, store_of(request), job_id)
         if outcome is None:
             raise _refusal(404, "no_outcome", f"job {job_id} completed but its outcome is missing from storage")
         return outcome

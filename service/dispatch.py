@@ -41,11 +41,3 @@ class Hints:
         """A hinted job id, or None after block_s; redis.RedisError when Redis is unreachable."""
         got = self._redis.brpop([HINTS_KEY], timeout=self.block_s)
         return got[1].decode() if got else None
-
-    def depth(self) -> int | None:
-        import redis
-
-        try:
-            return int(self._redis.llen(HINTS_KEY))
-        except redis.RedisError:
-            return None

@@ -339,6 +339,14 @@ def test_a_uri_job_whose_object_is_not_a_drawing_fails_with_the_reason(stack: St
         assert err.value.status == 409
 
 
+def _until_running(c: Client, job_id: str, timeout_s: float = 120) -> None:
+    """Until a worker has the job (so that killing it now kills it mid-job)."""
+    deadline = time.monotonic() + timeout_s
+    while (st := c.status(job_id)).status != "running":
+        assert time.monotonic() < deadline and not st.done, st
+        time.sleep(0.05)
+
+
 def _worker_pids(stack: Stack) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(stack.api.pid)], capture_output=True, text=True).stdout.split()
     pids = []
@@ -354,10 +362,7 @@ def _worker_pids(stack: Stack) -> list[int]:
 def test_a_worker_killed_mid_job_gets_the_job_run_again_never_stuck(stack: Stack) -> None:
     with stack.client() as c:
         job = c.submit([("killed.png", _drawing(9090))])
-        deadline = time.monotonic() + 120
-        while (st := c.status(job.job_id)).status != "running":
-            assert time.monotonic() < deadline and not st.done, st
-            time.sleep(0.05)
+        _until_running(c, job.job_id)
         victims = _worker_pids(stack)
         assert len(victims) == 2
         for pid in victims:  # both: whichever had the job
@@ -434,10 +439,7 @@ def test_the_service_killed_outright_recovers_its_running_job_when_it_starts_aga
     the next start of the same service finds the job its workers held and runs it again."""
     with stack.client() as c:
         job = c.submit([("orphan.png", _drawing(8080))])
-        deadline = time.monotonic() + 120
-        while (st := c.status(job.job_id)).status != "running":
-            assert time.monotonic() < deadline and not st.done, st
-            time.sleep(0.05)
+        _until_running(c, job.job_id)
     workers = _worker_pids(stack)
     stack.api.send_signal(signal.SIGKILL)
     stack.api.wait(30)
