@@ -7,7 +7,10 @@ Starts what it needs: a Prefect server on the machine's PostgreSQL (a fresh data
 PostgreSQL does not answer, or PREFECT_API_URL when set), a private redis-server, and `dimflow api`
 with warm workers, all on 127.0.0.1; storage and caches are empty. N distinct drawings go one
 after another, then N more at concurrency 4 and N more at 8 (each phase its own drawings, so no
-phase is answered from a cache), then the first phase's drawings again (cache hits).
+phase is answered from a cache), then the first phase's drawings again (cache hits). This machine's
+speed drifts, so each phase's drawings also run in this process's warm models, beside the service's
+jobs (sequential: alternately just before and just after each job) or just before the phase
+(concurrent): each ratio compares like with like.
 """
 
 from __future__ import annotations
@@ -70,27 +73,30 @@ def postgres_url() -> str | None:
     return None
 
 
-def in_process_ms(files: list[Path]) -> list[float]:
-    """What the same drawings cost in one warm process: load, models, merge, the three outputs."""
-    from dimflow import champions, report, stages
-    from dimflow import inputs as dio
-    from dimflow.schema import drawing_id
+class InProcess:
+    """The same drawings in this one warm process: load, models, merge, the three outputs, as a worker
+    does them without the service around it."""
 
-    models = champions.get_models()
-    warm = dio.load_path(files[0])[0].gray
-    stages.process_page(models, warm, stages.loose_page(warm))
-    took = []
-    for f in files:
+    def __init__(self, warm: Path) -> None:
+        from dimflow import champions
+
+        self.models = champions.get_models()
+        self.ms(warm)
+
+    def ms(self, f: Path) -> float:
+        from dimflow import inputs as dio
+        from dimflow import report, stages
+        from dimflow.schema import drawing_id
+
         t = time.perf_counter()
         data = f.read_bytes()
         page = dio.load_pages(data, f.name)[0]
-        result = stages.process_page(models, page.gray, stages.loose_page(page.gray, str(f), page.dpi,
-                                                                          drawing_id(data)))  # fmt: skip
+        result = stages.process_page(self.models, page.gray, stages.loose_page(page.gray, str(f), page.dpi,
+                                                                               drawing_id(data)))  # fmt: skip
         report.balloon_png(page.gray, result)
         report.inspection_csv(result)
         result.to_json()
-        took.append((time.perf_counter() - t) * 1000)
-    return took
+        return (time.perf_counter() - t) * 1000
 
 
 _clients = threading.local()
@@ -117,17 +123,44 @@ def one_job(api: str, token: str, f: Path) -> tuple[float, str | None]:
     return (time.perf_counter() - t) * 1000, None
 
 
-def phase(api: str, token: str, files: list[Path], concurrency: int) -> dict:
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
+
+
+def phase(api: str, token: str, files: list[Path], concurrency: int, inproc: InProcess | None = None) -> dict:
+    """One phase's drawings through the service. With `inproc`, the same drawings in-process right
+    before (concurrent phases) or beside each one (sequential: alternately first and second), so a
+    machine whose speed drifts compares like with like."""
+    paired: list[float] = []
+    if inproc is not None and concurrency > 1:
+        paired = [inproc.ms(f) for f in files]
     t = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        got = list(pool.map(lambda f: one_job(api, token, f), files))
-    wall = time.perf_counter() - t
-    ms = sorted(x for x, _ in got)
+    if concurrency == 1:
+        got = []
+        for i, f in enumerate(files):
+            if inproc is not None and i % 2 == 0:
+                paired.append(inproc.ms(f))
+            got.append(one_job(api, token, f))
+            if inproc is not None and i % 2 == 1:
+                paired.append(inproc.ms(f))
+        wall = sum(ms for ms, _ in got) / 1000
+    else:
+        with ThreadPoolExecutor(concurrency) as pool:
+            got = list(pool.map(lambda f: one_job(api, token, f), files))
+        wall = time.perf_counter() - t
+    ms = [x for x, _ in got]
     errors = [e for _, e in got if e]
-    return {"n": len(files), "p50_ms": round(statistics.median(ms), 1),
-            "p95_ms": round(ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))], 1),
-            "max_ms": round(ms[-1], 1), "per_s": round(len(files) / wall, 3), "errors": len(errors),
-            "first_error": errors[0] if errors else None}  # fmt: skip
+    row = {"n": len(files), "p50_ms": round(statistics.median(ms), 1), "p95_ms": round(pct(ms, 0.95), 1),
+           "max_ms": round(max(ms), 1), "per_s": round(len(files) / wall, 3), "errors": len(errors),
+           "first_error": errors[0] if errors else None}  # fmt: skip
+    if paired:
+        row.update(in_p50_ms=round(statistics.median(paired), 1), in_p95_ms=round(pct(paired, 0.95), 1),
+                   in_per_s=round(1000 / statistics.mean(paired), 3), in_ms=[round(x) for x in paired],
+                   ms=[round(x) for x in ms])  # fmt: skip
+        if concurrency == 1:
+            row["diff_p50_ms"] = round(statistics.median([s - i for s, i in zip(ms, paired, strict=True)]), 1)
+    return row
 
 
 def main() -> None:
@@ -143,7 +176,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dimflow-bench-api-"))
     seeds = {"sequential": 9301, "c4": 9302, "c8": 9303}
     sets = {k: drawings(args.sheet, args.dpi, args.n, work, seed) for k, seed in seeds.items()}
-    inproc = in_process_ms(sets["sequential"])
+    inproc = InProcess(drawings(args.sheet, args.dpi, 1, work, 9300)[0])  # models loaded before the servers start
     procs: list[subprocess.Popen] = []
     env = dict(os.environ)
     registry = env.get("DIMFLOW_MLFLOW_TRACKING_URI") or f"sqlite:///{ROOT / 'data' / 'mlflow' / 'mlflow.db'}"
@@ -184,8 +217,9 @@ def main() -> None:
                                capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]  # fmt: skip
         for f in drawings(args.sheet, args.dpi, args.workers * 2, work, 9300):  # warm every worker's first run
             one_job(api, token, f)
-        rows = {"sequential": phase(api, token, sets["sequential"], 1),
-                "concurrency 4": phase(api, token, sets["c4"], 4), "concurrency 8": phase(api, token, sets["c8"], 8),
+        rows = {"sequential": phase(api, token, sets["sequential"], 1, inproc),
+                "concurrency 4": phase(api, token, sets["c4"], 4, inproc),
+                "concurrency 8": phase(api, token, sets["c8"], 8, inproc),
                 "resubmitted (cache)": phase(api, token, sets["sequential"], 1)}  # fmt: skip
         metrics = urllib.request.urlopen(f"{api}/metrics", timeout=10).read().decode()
     finally:
@@ -196,26 +230,27 @@ def main() -> None:
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
-    mean_in = statistics.mean(inproc)
-    p95_in = sorted(inproc)[min(len(inproc) - 1, round(0.95 * (len(inproc) - 1)))]
     server = f"{db} {' '.join(args.prefect_env)}".strip()
     print(f"{args.sheet} at {args.dpi} dpi, {args.n} drawings a phase, {args.workers} workers, "
-          f"Prefect on {server}, {os.cpu_count()} cores")  # fmt: skip
-    print(f"in-process: mean {mean_in:.0f} ms, p95 {p95_in:.0f} ms, rate {1000 / mean_in:.3f}/s")
-    print("| phase | n | P50 ms | P95 ms | max ms | jobs/s | x in-process rate | errors |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"Prefect on {server}, {os.cpu_count()} cores; in-process: the same drawings in one warm process, "
+          "beside each service job (sequential) or just before the phase (concurrent)")  # fmt: skip
+    print("| phase | n | P50 ms | P95 ms | max ms | jobs/s | in-process P50 / P95 ms | in-process jobs/s "
+          "| x in-process rate | errors |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
-        print(f"| {name} | {r['n']} | {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} | {r['per_s']} | "
-              f"{r['per_s'] * mean_in / 1000:.2f} | {r['errors']} |")  # fmt: skip
+        inp = f"{r['in_p50_ms']:.0f} / {r['in_p95_ms']:.0f}" if "in_p50_ms" in r else "-"
+        ratio = f"{r['per_s'] / r['in_per_s']:.2f}" if "in_per_s" in r else "-"
+        print(f"| {name} | {r['n']} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['max_ms']:.0f} | {r['per_s']} | "
+              f"{inp} | {r.get('in_per_s', '-')} | {ratio} | {r['errors']} |")  # fmt: skip
     seq = rows["sequential"]
-    print(f"sequential P95 - in-process P95: {seq['p95_ms'] - p95_in:+.0f} ms; "
-          f"P95 / in-process mean: {seq['p95_ms'] / mean_in:.2f}")  # fmt: skip
+    print(f"sequential: P95 - in-process P95: {seq['p95_ms'] - seq['in_p95_ms']:+.0f} ms; "
+          f"median per-drawing difference: {seq['diff_p50_ms']:+.0f} ms")  # fmt: skip
     for name, r in rows.items():
         if r["first_error"]:
             print(f"{name}: first error: {r['first_error']}")
     hits = [ln for ln in metrics.splitlines() if ln.startswith(("dimflow_cache_lookups_total", "dimflow_jobs_total"))]
     print("\n".join(hits))
-    print(json.dumps({"in_process_ms": [round(x, 1) for x in inproc], **rows}))
+    print(json.dumps(rows))
 
 
 if __name__ == "__main__":

@@ -14,17 +14,21 @@ from dimflow.jobs import JobFile
 from dimflow.records import PageRef, StoredResult
 from tasks.process import (
     detect_page,
+    detect_page_async,
     detect_pages,
     finish_job,
     load_drawing,
+    load_drawing_async,
     merge_page,
     persist_page,
     publish_summary,
     read_page,
+    read_page_async,
     read_pages,
     remember_results,
     resolve_models,
     segment_page,
+    segment_page_async,
     served_from_cache,
     start_job,
     store_page,
@@ -99,32 +103,33 @@ def process_batch(paths: list[str], storage: str | None = None, batch_size: int 
 async def process_job(files: list[JobFile], storage: str | None = None, job_id: str | None = None) -> dict[str, Any]:
     """A service job: its uploaded drawings one after another on a warm worker, each answered from
     the result cache when these champions already read it; a bad file is reported with its reason
-    and does not stop the others. Async, so a run costs no heartbeat thread; few tasks, since each
-    costs the Prefect server CPU the models need. The job id is the run's own id unless given.
+    and does not stop the others. Async, so a run costs no heartbeat thread; a task per stage and
+    no more (the cache lookup and the outcome run in the body), since each task run costs the
+    Prefect server CPU the models need. The job id is the run's own id unless given.
     Returns the job's outcome (also stored, for the API)."""
-    start = start_job(quote(files), storage)
+    start = start_job(files, storage)  # the job's bookkeeping runs in the flow's body, its stages as tasks
     done: dict[int, list[StoredResult]] = {}
     errors: dict[int, BaseException] = {}
     for i, file in enumerate(files):
         if file.drawing_id in start.hits:
             done[i] = start.hits[file.drawing_id]
             continue
-        loaded = load_drawing(file.source, storage, return_state=True)
+        loaded = await load_drawing_async(file.source, storage, return_state=True)
         if not loaded.is_completed():
-            errors[i] = loaded.result(raise_on_failure=False, _sync=True)
+            errors[i] = await loaded.aresult(raise_on_failure=False)
             continue
-        done[i] = [_job_page(p, start.refs, storage) for p in loaded.result(_sync=True)]
-    outcome = finish_job(job_id or str(flow_run.id), quote(files), quote(done), quote(errors), quote(start), storage)
+        done[i] = [await _job_page(p, start.refs, storage) for p in await loaded.aresult()]
+    outcome = finish_job(job_id or str(flow_run.id), files, done, errors, start, storage)
     return outcome.model_dump(mode="json")
 
 
-def _job_page(page: PageRef, refs: dict[str, str], storage: str | None) -> StoredResult:
-    # `_sync=True`: inside an async flow a State's result() is a coroutine; the stages run one after another
-    # (they take turns on the cores anyway), merge and store as one task
+async def _job_page(page: PageRef, refs: dict[str, str], storage: str | None) -> StoredResult:
+    # the stages run one after another (they take turns on the cores anyway), merge and store as one task
     mk = models_key(refs)
-    found = detect_page(page, mk, storage, return_state=True)
-    readings = read_page(page, found.result(_sync=True), mk, storage, return_state=True)
-    strokes = segment_page(page, mk, storage, return_state=True)
+    found = await detect_page_async(page, mk, storage, return_state=True)
+    detections = await found.aresult()
+    readings = await read_page_async(page, detections, mk, storage, return_state=True)
+    strokes = await segment_page_async(page, mk, storage, return_state=True)
     cached = served_from_cache(detect=found, read=readings, segment=strokes)
-    return store_page(page, quote(found.result(_sync=True)), quote(readings.result(_sync=True)),
-                      quote(strokes.result(_sync=True)), refs, cached, storage)  # fmt: skip
+    return await store_page(page, quote(detections), quote(await readings.aresult()),
+                            quote(await strokes.aresult()), refs, cached, storage)  # fmt: skip

@@ -10,6 +10,7 @@ would fail the same way), a bad file stays bad, and storage retries its own tran
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 from collections import OrderedDict
@@ -86,12 +87,34 @@ def served_from_cache(**states: State) -> frozenset[str]:
     return frozenset(name for name, state in states.items() if state.name == "Cached")
 
 
+def _load(path: str, storage: str | None) -> list[PageRef]:
+    return stages.load(path, resolve_storage(storage), get_settings().limits(),
+                       on_page=lambda ref, gray: _keep(storage, ref, gray))  # fmt: skip
+
+
+def _detect(page: PageRef, storage: str | None) -> Detections:
+    gray = _pixels(storage, page)
+    with devices.model_turn():
+        return stages.detect(champions.loaded_models(), gray, page.dpi)
+
+
+def _read(page: PageRef, found: Detections, storage: str | None) -> Readings:
+    gray = _pixels(storage, page)
+    with devices.model_turn():
+        return stages.read(champions.loaded_models(), gray, found)
+
+
+def _segment(page: PageRef, storage: str | None) -> Strokes:
+    gray = _pixels(storage, page)
+    with devices.model_turn():
+        return stages.segment(champions.loaded_models(), gray)
+
+
 @task(cache_policy=NO_CACHE)
 def load_drawing(path: str, storage: str | None = None) -> list[PageRef]:
     """Check and render a drawing (a path, `store:<key>` or `s3://bucket/key`), refusing bad input
     with its reason; store each page as PNG."""
-    return stages.load(path, resolve_storage(storage), get_settings().limits(),
-                       on_page=lambda ref, gray: _keep(storage, ref, gray))  # fmt: skip
+    return _load(path, storage)
 
 
 @task(cache_policy=NO_CACHE)
@@ -104,23 +127,42 @@ def resolve_models() -> dict[str, str]:
 @task(cache_key_fn=_stage_key("detect"), cache_expiration=CACHE_FOR, persist_result=True)
 def detect_page(page: PageRef, models: str, storage: str | None = None) -> Detections:
     """Boxes in the page's pixels, and the quarter turns its sheet shows (0 unless scanned turned)."""
-    gray = _pixels(storage, page)
-    with devices.model_turn():
-        return stages.detect(champions.loaded_models(), gray, page.dpi)
+    return _detect(page, storage)
 
 
 @task(cache_key_fn=_stage_key("read"), cache_expiration=CACHE_FOR, persist_result=True)
 def read_page(page: PageRef, found: Detections, models: str, storage: str | None = None) -> Readings:
-    gray = _pixels(storage, page)
-    with devices.model_turn():
-        return stages.read(champions.loaded_models(), gray, found)
+    return _read(page, found, storage)
 
 
 @task(cache_key_fn=_stage_key("segment"), cache_expiration=CACHE_FOR, persist_result=True)
 def segment_page(page: PageRef, models: str, storage: str | None = None) -> Strokes:
-    gray = _pixels(storage, page)
-    with devices.model_turn():
-        return stages.segment(champions.loaded_models(), gray)
+    return _segment(page, storage)
+
+
+# The service's job flow (async) runs the same stages as async tasks under the same names and cache
+# keys: Prefect runs a sync task called from an async flow through a thread hand-off of its own that
+# costs ~35 ms of CPU a task run (measured, 2 cores); these hand the work to a thread themselves.
+
+
+@task(name="load_drawing", cache_policy=NO_CACHE)
+async def load_drawing_async(path: str, storage: str | None = None) -> list[PageRef]:
+    return await asyncio.to_thread(_load, path, storage)
+
+
+@task(name="detect_page", cache_key_fn=_stage_key("detect"), cache_expiration=CACHE_FOR, persist_result=True)
+async def detect_page_async(page: PageRef, models: str, storage: str | None = None) -> Detections:
+    return await asyncio.to_thread(_detect, page, storage)
+
+
+@task(name="read_page", cache_key_fn=_stage_key("read"), cache_expiration=CACHE_FOR, persist_result=True)
+async def read_page_async(page: PageRef, found: Detections, models: str, storage: str | None = None) -> Readings:
+    return await asyncio.to_thread(_read, page, found, storage)
+
+
+@task(name="segment_page", cache_key_fn=_stage_key("segment"), cache_expiration=CACHE_FOR, persist_result=True)
+async def segment_page_async(page: PageRef, models: str, storage: str | None = None) -> Strokes:
+    return await asyncio.to_thread(_segment, page, storage)
 
 
 @task(cache_key_fn=_stage_key("detect-batch"), cache_expiration=CACHE_FOR, persist_result=True)
@@ -198,10 +240,12 @@ class JobStart(BaseModel):
     hits: dict[str, list[StoredResult]]  # drawing id -> its stored results, from the result cache
 
 
-@task(cache_policy=NO_CACHE)
 def start_job(files: list[JobFile], storage: str | None = None) -> JobStart:
     """The models this job runs (one registry check) and which of its drawings these champions
-    already read (the Redis result cache, the results still in storage); Redis down: no hits."""
+    already read (the Redis result cache, the results still in storage); Redis down: no hits.
+    Called in the job flow's body, not as a task: every task run costs the Prefect server's
+    task-run recorder three state upserts, CPU the models need on a small machine (measured: a
+    server on the same 2 cores takes ~0.6 CPU-s a 7-task job)."""
     refs = dict(champions.get_models().refs)
     hits: dict[str, list[StoredResult]] = {}
     store = cache.result_cache()
@@ -216,7 +260,7 @@ def start_job(files: list[JobFile], storage: str | None = None) -> JobStart:
 
 
 @task(name="merge", cache_policy=NO_CACHE)
-def store_page(
+async def store_page(
     page: PageRef,
     found: Detections,
     readings: Readings,
@@ -227,8 +271,12 @@ def store_page(
 ) -> StoredResult:
     """Merge a page's stages into the contract's result and store it with its ballooned PNG and CSV
     (one task, not two: every task run costs the Prefect server ~50 ms of CPU)."""
-    result = merge(page, found, readings, strokes, refs, cached)
-    return report.persist(resolve_storage(storage), page, result, _pixels(storage, page))
+
+    def run() -> StoredResult:
+        result = merge(page, found, readings, strokes, refs, cached)
+        return report.persist(resolve_storage(storage), page, result, _pixels(storage, page))
+
+    return await asyncio.to_thread(run)
 
 
 def file_outcome(file: JobFile, done: list[StoredResult] | None = None, error: BaseException | None = None,
@@ -243,7 +291,6 @@ def file_outcome(file: JobFile, done: list[StoredResult] | None = None, error: B
                        results=done or [], confidences=confidences)  # fmt: skip
 
 
-@task(cache_policy=NO_CACHE)
 def finish_job(
     job_id: str,
     files: list[JobFile],
@@ -254,7 +301,8 @@ def finish_job(
 ) -> JobOutcome:
     """Store the job's outcome once (the API reads its results from it), put new results in the
     result cache and the run's summary in the UI; a job whose every file failed fails its run with
-    the files' reasons. `done` and `errors` are by the file's position in `files`."""
+    the files' reasons. `done` and `errors` are by the file's position in `files`. In the flow's
+    body, not a task (see start_job); it runs in the job's run context, so its artifact is the run's."""
     store = resolve_storage(storage)
     read = {d.objects["json"]: DrawingResult.model_validate_json(store.get(d.objects["json"]))
             for pages in done.values() for d in pages}  # fmt: skip
@@ -281,7 +329,7 @@ def finish_job(
         failed = {f.name: f.error for f in outcome.files if f.error}
         done_all = [d for f in outcome.files for d in f.results]
         text = report.summary_markdown(done_all, start.refs, failed) + report.dimensions_markdown(pages)
-        create_markdown_artifact(markdown=text, description="dimflow job")  # one API call: a job waits on it
+        create_markdown_artifact(markdown=text, description="dimflow job", _sync=True)  # in an async flow's body
     except Exception as exc:
         get_run_logger().warning("run summary not published: %s", exc)
     if outcome.failed:

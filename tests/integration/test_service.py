@@ -231,7 +231,10 @@ def test_png_and_two_page_pdf_give_contract_results_balloons_and_csv(stack: Stac
         tasks = h.post(f"{stack.prefect_url}/task_runs/filter",
                        json={"flow_runs": {"id": {"any_": [png.job_id]}}}).json()  # fmt: skip
         stages = {t["name"].rsplit("-", 1)[0] for t in tasks}
-        assert {"load_drawing", "detect_page", "read_page", "segment_page", "merge", "finish_job"} <= stages, stages
+        assert {"load_drawing", "detect_page", "read_page", "segment_page", "merge"} <= stages, stages
+        arts = h.post(f"{stack.prefect_url}/artifacts/filter",
+                      json={"artifacts": {"flow_run_id": {"any_": [png.job_id]}}}).json()  # fmt: skip
+        assert [a["description"] for a in arts] == ["dimflow job"] and "| " in arts[0]["data"], arts
 
 
 def _metric(stack: Stack, name: str) -> float:
