@@ -172,6 +172,8 @@ def main() -> None:
     ap.add_argument("--prefect-env", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting for the Prefect server the bench starts (e.g. "
                          "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED=false); repeatable")  # fmt: skip
+    ap.add_argument("--prefect-nice", type=int, default=10,
+                    help="CPU niceness of the Prefect server it starts (the embedded server's: 10)")  # fmt: skip
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dimflow-bench-api-"))
     seeds = {"sequential": 9301, "c4": 9302, "c8": 9303}
@@ -193,9 +195,9 @@ def main() -> None:
             if pg:
                 server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = pg
             port = free_port()
-            procs.append(subprocess.Popen([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                                           "--port", str(port)], env=server_env, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.STDOUT))  # fmt: skip
+            procs.append(subprocess.Popen(["nice", "-n", str(args.prefect_nice), str(VENV_BIN / "prefect"), "server",
+                                           "start", "--host", "127.0.0.1", "--port", str(port)], env=server_env,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))  # fmt: skip
             env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
             wait_http(f"{env['PREFECT_API_URL']}/health", 180, procs[-1])
         rport = free_port()
@@ -230,7 +232,7 @@ def main() -> None:
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
-    server = f"{db} {' '.join(args.prefect_env)}".strip()
+    server = f"{db} at nice {args.prefect_nice} {' '.join(args.prefect_env)}".strip()
     print(f"{args.sheet} at {args.dpi} dpi, {args.n} drawings a phase, {args.workers} workers, "
           f"Prefect on {server}, {os.cpu_count()} cores; in-process: the same drawings in one warm process, "
           "beside each service job (sequential) or just before the phase (concurrent)")  # fmt: skip

@@ -15,6 +15,7 @@ import logging
 import re
 import threading
 import time
+from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -82,6 +83,37 @@ class Waiters:
             self.loop.call_soon_threadsafe(ev.set)
 
 
+@dataclass
+class Finished:
+    """Jobs that have ended, as last read: an ended run's state is final (a retry queues a run that
+    has not ended), so a status or result read after the end costs no Prefect call. Filled when a
+    worker of this process reports a completed job (the run is Completed by then) or a read finds
+    one ended; bounded, oldest dropped."""
+
+    keep: int = 2048
+    jobs: OrderedDict[str, tuple[JobStatus, JobOutcome | None, list[str]]] = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def put(self, status: JobStatus, outcome: JobOutcome | None, tags: list[str]) -> None:
+        with self.lock:
+            self.jobs[status.job_id] = (status, outcome, tags)
+            while len(self.jobs) > self.keep:
+                self.jobs.popitem(last=False)
+
+    def get(self, job_id: str) -> tuple[JobStatus, JobOutcome | None, list[str]] | None:
+        with self.lock:
+            got = self.jobs.get(job_id)
+        return None if got is None else (got[0].model_copy(deep=True), got[1], got[2])
+
+    def completed(self, event: dict[str, Any]) -> None:
+        """A worker's report of a completed job (from the supervisor's thread)."""
+        outcome = JobOutcome.model_validate(event["detail"])
+        keep = set(JobFile.model_fields)
+        files = [JobFile.model_validate(f.model_dump(include=keep)) for f in outcome.files]
+        self.put(JobStatus(job_id=event["job_id"], status="completed", stage="done", progress=1.0,
+                           flow_run_id=event["job_id"], files=files), outcome, event.get("tags", []))  # fmt: skip
+
+
 def _refusal(status: int, reason: str, message: str, files: list[dict] | None = None) -> HTTPException:
     detail: dict[str, Any] = {"reason": reason, "message": message}
     if files:
@@ -102,6 +134,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
     storage_url = s.storage_url or str(s.data_dir.resolve() / "store")
     metrics = Metrics()
     waiters = Waiters()
+    finished = Finished()
     n_workers = s.workers if workers is None else workers
 
     @asynccontextmanager
@@ -117,6 +150,8 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
 
         def on_event(event: dict[str, Any]) -> None:
             metrics.on_worker_event(event)
+            if event.get("kind") == "job" and event.get("outcome") == "completed":
+                finished.completed(event)
             if event.get("kind") in ("job", "crash"):
                 waiters.finished(event["job_id"])
 
@@ -297,6 +332,8 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
 
     async def _job(request: Request, job_id: str, detail: bool = True) -> tuple[JobStatus, JobOutcome | None]:
         """The job's status, and its stored outcome once it has ended (read once, for both)."""
+        if (ended := finished.get(job_id)) is not None:
+            return ended[0], ended[1]
         run = await _run_or_404(request, job_id)
         state = status_of(run.state_type.value if run.state_type else "SCHEDULED")
         files = [JobFile.model_validate(f) for f in run.parameters.get("files", [])]
@@ -318,6 +355,8 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
             out.progress = 1.0 if state == "completed" else 0.0
             if state == "failed":
                 out.error = (run.state.message if run.state else None) or "failed"
+            if outcome is not None or state == "failed":
+                finished.put(out.model_copy(deep=True), outcome, list(run.tags or []))
         return out, outcome
 
     @app.get("/v1/jobs/{job_id}", response_model=JobStatus, tags=["jobs"], name="job_status")

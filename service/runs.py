@@ -14,7 +14,9 @@ import logging
 import socket
 from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.actions import FlowCreate, FlowRunCreate
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
@@ -25,7 +27,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
-from prefect.states import AwaitingRetry, Crashed, Pending, Scheduled
+from prefect.states import AwaitingRetry, Crashed, Pending, Scheduled, to_state_create
 
 from dimflow.jobs import JOB_TAG, JobFile
 from flows.process import process_job
@@ -41,14 +43,33 @@ def _jobs(*types: StateType) -> FlowRunFilter:
     )
 
 
+_FLOW_IDS: dict[str, UUID] = {}  # Prefect API URL -> the process-job flow's id there
+
+
 async def create(client: PrefectClient, files: list[JobFile], storage: str | None, owner: str) -> FlowRun:
-    """A queued job. The owner goes into the run's tags (who sent it, visible in the UI)."""
-    return await client.create_flow_run(
-        process_job,
-        parameters={"files": [f.model_dump() for f in files], "storage": storage},
-        tags=[JOB_TAG, f"by:{owner}"],
-        state=Scheduled(),
-    )
+    """A queued job. The owner goes into the run's tags (who sent it, visible in the UI). One API call
+    where Prefect's client makes two (it registers the flow before every run; its id is kept here)."""
+    parameters = {"files": [f.model_dump() for f in files], "storage": storage}
+    tags = [JOB_TAG, f"by:{owner}"]
+    api = str(client.api_url)
+    for attempt in range(2):
+        if api not in _FLOW_IDS:
+            flow = FlowCreate(name=process_job.name).model_dump(mode="json")
+            got = await client.request("POST", "/flows/", json=flow)
+            _FLOW_IDS[api] = UUID(got.json()["id"])
+        body = FlowRunCreate(flow_id=_FLOW_IDS[api], flow_version=process_job.version, parameters=parameters,
+                             tags=tags, state=to_state_create(Scheduled()))  # fmt: skip
+        try:
+            got = await client.request("POST", "/flow_runs/", json=body.model_dump(mode="json", exclude_unset=True))
+        except httpx.HTTPStatusError as exc:  # the flow was deleted from Prefect since: register it again
+            if attempt or exc.response.status_code >= 500:
+                raise
+            _FLOW_IDS.pop(api, None)
+            continue
+        run = FlowRun.model_validate(got.json())
+        run.parameters = parameters
+        return run
+    raise AssertionError("unreachable")
 
 
 async def read(client: PrefectClient, job_id: str) -> FlowRun | None:

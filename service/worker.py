@@ -109,7 +109,7 @@ async def _run(run: Any, current: Any, events: Any, index: int) -> None:
 
     current.value = str(run.id).encode()
     started = time.time()
-    event: dict[str, Any] = {"kind": "job", "worker": index, "job_id": str(run.id),
+    event: dict[str, Any] = {"kind": "job", "worker": index, "job_id": str(run.id), "tags": list(run.tags or []),
                              "queued_s": started - run.created.timestamp()}  # fmt: skip
     try:
         outcome = await run_flow_async(process_job, flow_run=run, parameters=run.parameters)
