@@ -490,18 +490,23 @@ def worker(
 def token_create(
     sub: Annotated[str, typer.Option(help="Who or what system the token is for (shown in the job's run tags).")],
     scope: Annotated[
-        list[str], typer.Option(help="drawings:submit, drawings:read or admin; repeat for several.")
-    ] = ["drawings:submit", "drawings:read"],  # noqa: B006
+        list[str] | None, typer.Option(help="drawings:submit, drawings:read or admin; repeat for several.")
+    ] = None,
     ttl: Annotated[int, typer.Option(min=60, max=366 * 24 * 3600, help="Seconds the token is valid.")] = 24 * 3600,
+    tenant: Annotated[
+        str | None, typer.Option(help="The tenant (plant, customer) whose jobs the token sees; none: its own.")
+    ] = None,
 ) -> None:
     """Print a signed API token (the last line), for `dimflow submit --token` or an Authorization header."""
     from service.auth import create_token
 
+    scope = scope or ["drawings:submit", "drawings:read"]
     try:
-        token = create_token(sub, scope, ttl)
+        token = create_token(sub, scope, ttl, tenant=tenant)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    console.print(f"token for {sub!r}, scopes {' '.join(sorted(set(scope)))}, valid {ttl} s:")
+    where = f", tenant {tenant}" if tenant else ""
+    console.print(f"token for {sub!r}{where}, scopes {' '.join(sorted(set(scope)))}, valid {ttl} s:")
     print(token)
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ _SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models" / "baseline"
 class Settings(BaseSettings):
     """Where dimflow keeps its data, which registry and storage it uses, and what input it accepts."""
 
-    model_config = SettingsConfigDict(env_prefix="DIMFLOW_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DIMFLOW_", env_file=".env", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(default=Path("data"), description="Datasets, local registry and results.")
     mlflow_tracking_uri: str | None = Field(
@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     storage_url: str | None = Field(
         default=None, description="Where pages and results go: a folder or s3://bucket/prefix; default: data_dir/store."
     )
+    # ---- S3 server-side encryption of every object dimflow writes (dimflow/storage.py)
+    s3_sse: Literal["AES256", "aws:kms"] | None = Field(
+        default=None, description="S3 server-side encryption of written objects: AES256 (SSE-S3) or aws:kms (SSE-KMS)."
+    )
+    s3_sse_kms_key_id: str | None = Field(
+        default=None, description="KMS key (id, ARN or alias) for aws:kms; none: the account's aws/s3 managed key."
+    )
     redis_url: str | None = Field(
         default=None, description="Redis for the whole-drawing result cache (redis://host:6379/0); none: no cache."
     )
@@ -52,8 +59,34 @@ class Settings(BaseSettings):
     max_pixels: int = Field(default=120_000_000, ge=1, description="Largest page accepted, in pixels.")
     max_pages: int = Field(default=50, ge=1, description="Most pages accepted in one PDF.")
     max_bytes: int = Field(default=200 * 2**20, ge=1, description="Largest input file accepted, in bytes.")
-    api_secret: SecretStr | None = Field(
-        default=None, description="Key API tokens are signed with; default: generated once into data_dir/api-secret."
+    # ---- API security (service/auth.py, service/limits.py, service/audit.py)
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DIMFLOW_JWT_SECRET", "DIMFLOW_API_SECRET"),
+        description="HS256 key API tokens are signed with (>= 32 chars); default: generated once into "
+        "data_dir/api-secret.",
+    )
+    jwt_public_key: Path | None = Field(
+        default=None, description="PEM public key of an identity provider: tokens are RS256/ES256, checked with it."
+    )
+    jwt_jwks: Path | None = Field(
+        default=None, description="JWKS file of an identity provider: tokens are RS256/ES256, key chosen by `kid`."
+    )
+    jwt_issuer: str = Field(default="dimflow", description="The `iss` every token must carry.")
+    jwt_audience: str = Field(default="dimflow-api", description="The `aud` every token must carry.")
+    rate_limit_submit: str = Field(
+        default="60/minute", description="Submissions per subject (the `limits` library's notation)."
+    )
+    rate_limit_read: str = Field(default="600/minute", description="Status/result reads per subject.")
+    rate_limit_address: str = Field(
+        default="1200/minute", description="Requests per client address, all routes (many users share a NAT)."
+    )
+    audit_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the audit log; default: sqlite file data_dir/audit.db."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Addresses whose X-Forwarded-For names the client (the TLS proxy in front).",
     )
     workers: int = Field(default=2, ge=0, le=64, description="Warm worker processes `dimflow api` starts (0: none).")
     job_attempts: int = Field(

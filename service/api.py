@@ -18,10 +18,12 @@ import time
 from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import UploadFile
@@ -45,8 +47,10 @@ from dimflow.jobs import (
 from dimflow.settings import Settings, get_settings
 from dimflow.storage import S3Storage, Storage, StorageError, storage_from_url
 from service import runs
+from service.audit import ACTIONS, AuditLog, Entry, audit_url
 from service.auth import Principal, require
 from service.dispatch import Hints
+from service.limits import RateLimits
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -121,6 +125,45 @@ def _refusal(status: int, reason: str, message: str, files: list[dict] | None = 
     return HTTPException(status, detail)
 
 
+def _principal(request: Request) -> Principal:
+    """Who made this request (set by the auth dependency every job route has)."""
+    return request.state.principal
+
+
+def client_of(request: Request) -> str:
+    """The client's address: the peer, or the first X-Forwarded-For hop when the peer is a trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and peer in request.app.state.settings.trusted_proxies:
+        return forwarded.split(",")[0].strip()[:64] or peer
+    return peer
+
+
+def allowed(scope: str, kind: str):
+    """A route's guard: a valid token with `scope`, then the rate limit of `kind` for its subject
+    and for the client's address (429 with Retry-After over it)."""
+    check = require(scope)
+
+    # a default, not Annotated: this module's annotations are strings, which cannot name a local
+    async def guard(request: Request, who: Principal = Depends(check)) -> Principal:  # noqa: B008
+        subject = f"{who.tenant or ''}/{who.sub}"
+        wait = await run_in_threadpool(request.app.state.limits.check, kind, subject, client_of(request))
+        if wait is not None:
+            request.app.state.metrics.rate_limited.labels(kind).inc()
+            s = request.app.state.settings
+            limit = s.rate_limit_submit if kind == "submit" else s.rate_limit_read
+            why = {"reason": "rate_limited", "message": f"over the {kind} limit of {limit}; retry in {wait:.0f} s"}
+            raise HTTPException(429, why, headers={"Retry-After": str(int(wait))})
+        return who
+
+    return guard
+
+
+Submitter = Annotated[Principal, Depends(allowed("drawings:submit", "submit"))]
+Reader = Annotated[Principal, Depends(allowed("drawings:read", "read"))]
+Admin = Annotated[Principal, Depends(allowed("admin", "read"))]
+
+
 def _clean_name(raw: str | None, index: int) -> str:
     """A sent file name fit for logs and results: its last path part, no control or odd characters."""
     name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
@@ -144,6 +187,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
         from service.worker import Supervisor
 
         waiters.loop = asyncio.get_running_loop()
+        await run_in_threadpool(app.state.audit.migrate)  # the audit log exists before any request is served
         app.state.store = storage_from_url(storage_url)
         app.state.hints = Hints(s.redis_url, s.redis_timeout_s) if s.redis_url else None
         supervisor = None
@@ -172,6 +216,47 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
     app.state.metrics = metrics
     app.state.settings = s
     app.state.name = name
+    app.state.limits = RateLimits(s, on_fallback=metrics.rate_limit_fallback.inc)
+    app.state.audit = AuditLog(audit_url(s))
+    unaudited = {"/healthz", "/readyz", "/metrics"}  # probes, many a minute; everything else is recorded
+
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, exc: HTTPException) -> Response:
+        """Every refusal's reason also goes to the audit log."""
+        detail = exc.detail
+        request.state.refusal = detail.get("reason") if isinstance(detail, dict) else str(detail)
+        return await http_exception_handler(request, exc)
+
+    def _action(method: str, route: str, status: int) -> str:
+        if method == "POST" and route == "/v1/jobs":
+            return "submit"  # refused ones included, whatever the reason
+        if status == 401:
+            return "token_refused"
+        if status == 429:
+            return "rate_limited"
+        if route == "/v1/jobs/{job_id}":
+            return "read_status"
+        if route.startswith("/v1/jobs/{job_id}/"):
+            return "read_result"
+        if route.startswith("/v1/audit"):
+            return "admin"
+        return "other"
+
+    async def audit(request: Request, status: int) -> None:
+        route = getattr(request.scope.get("route"), "path", request.url.path[:200])
+        st = request.state
+        who: Principal | None = getattr(st, "principal", None)
+        entry = Entry(action=_action(request.method, route, status), method=request.method, route=route,
+                      status=status, client=client_of(request), subject=who.sub if who else "",
+                      tenant=who.tenant if who else None,
+                      job_id=getattr(st, "job_id", None) or request.path_params.get("job_id"),
+                      drawings=getattr(st, "drawings", []), models=getattr(st, "models", None),
+                      detail=getattr(st, "auth_refused", None) or getattr(st, "refusal", None))  # fmt: skip
+        try:
+            await run_in_threadpool(request.app.state.audit.record, entry)
+        except Exception as exc:  # counted and logged; /readyz reports the audit log down
+            metrics.audit_failures.inc()
+            log.error("audit entry not written (%s): %s", exc, entry)
 
     @app.middleware("http")
     async def count(request: Request, call_next):
@@ -185,6 +270,8 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
             route = getattr(request.scope.get("route"), "path", "unmatched")
             metrics.requests.labels(request.method, route, str(status)).inc()
             metrics.request_seconds.labels(request.method, route).observe(time.perf_counter() - t0)
+            if request.url.path not in unaudited:
+                await audit(request, status)
 
     def store_of(request: Request) -> Storage:
         return request.app.state.store
@@ -259,7 +346,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
                   "application/json": {"schema": UrisRequest.model_json_schema()}}}},
               responses={413: {"description": "too large"}, 415: {"description": "not a drawing"},
                          422: {"description": "a damaged or unusable file"}})  # fmt: skip
-    async def submit(request: Request, who: Annotated[Principal, Depends(require("drawings:submit"))]) -> Response:
+    async def submit(request: Request, who: Submitter) -> Response:
         """Queue drawings (multipart parts named `file`, or JSON `{"uris": [...]}`); 202 with the job's URL."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         length = request.headers.get("content-length")
@@ -275,6 +362,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
             store = store_of(request)
             files = []
             try:
+                request.state.drawings = [c[3] for c in checked]
                 for name, data, kind, drawing_id in checked:
                     key = upload_key(drawing_id, kind)
                     await run_in_threadpool(store.put, key, data, content_type(kind))
@@ -296,13 +384,14 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
             raise _refusal(415, "unsupported_media_type", f"send multipart/form-data (parts named `file`) or "
                            f"application/json with s3:// URIs, not {ctype or 'no content type'}")  # fmt: skip
         try:
-            run = await asyncio.wait_for(runs.create(request.app.state.prefect, files, storage_url, who.sub),
+            run = await asyncio.wait_for(runs.create(request.app.state.prefect, files, storage_url, who.owner_tags()),
                                          _PREFECT_TIMEOUT_S)  # fmt: skip
         except Exception as exc:  # Prefect unreachable or refusing: nothing is queued, the client may retry
             log.error("job not created: %s", exc)
             raise _refusal(503, "prefect_unavailable", f"the job could not be queued (Prefect API: "
                            f"{type(exc).__name__}); nothing was queued, send it again") from None  # fmt: skip
         job_id = str(run.id)
+        request.state.job_id = job_id
         metrics.submitted.inc()
         if request.app.state.hints is not None:
             await run_in_threadpool(request.app.state.hints.push, job_id)
@@ -317,7 +406,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
             run = await asyncio.wait_for(runs.read(request.app.state.prefect, job_id), _PREFECT_TIMEOUT_S)
         except Exception as exc:
             raise _refusal(503, "prefect_unavailable", f"job state cannot be read (Prefect API: {exc})") from None
-        if run is None:
+        if run is None or not _principal(request).may_see(run.tags):  # another's job: as if there were none
             raise _refusal(404, "no_such_job", f"no job {job_id}")
         return run
 
@@ -333,6 +422,8 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
     async def _job(request: Request, job_id: str, detail: bool = True) -> tuple[JobStatus, JobOutcome | None]:
         """The job's status, and its stored outcome once it has ended (read once, for both)."""
         if (ended := finished.get(job_id)) is not None:
+            if not _principal(request).may_see(ended[2]):
+                raise _refusal(404, "no_such_job", f"no job {job_id}")
             return ended[0], ended[1]
         run = await _run_or_404(request, job_id)
         state = status_of(run.state_type.value if run.state_type else "SCHEDULED")
@@ -361,7 +452,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
 
     @app.get("/v1/jobs/{job_id}", response_model=JobStatus, tags=["jobs"], name="job_status")
     async def job_status(
-        request: Request, job_id: str, _: Annotated[Principal, Depends(require("drawings:read"))],
+        request: Request, job_id: str, _: Reader,
         wait: Annotated[float, Query(ge=0, le=30, description="seconds to wait for the job to finish")] = 0,
     ) -> JobStatus:  # fmt: skip
         """The job's state, stage and progress; with `wait`, answers as soon as it finishes (long poll)."""
@@ -387,12 +478,12 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
                            + (f": {out.error}" if out.error else "; ask again when it has completed"))  # fmt: skip
         if outcome is None:
             raise _refusal(404, "no_outcome", f"job {job_id} completed but its outcome is missing from storage")
+        request.state.drawings = [f.drawing_id for f in outcome.files if f.drawing_id]
+        request.state.models = outcome.models
         return outcome
 
     @app.get("/v1/jobs/{job_id}/result", response_model=JobResults, tags=["jobs"])
-    async def job_result(
-        request: Request, job_id: str, _: Annotated[Principal, Depends(require("drawings:read"))]
-    ) -> Response:
+    async def job_result(request: Request, job_id: str, _: Reader) -> Response:
         """Every page's result (the contract's JSON), in file then page order."""
         outcome = await _completed(request, job_id)
         store = store_of(request)
@@ -412,21 +503,31 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
 
     @app.get("/v1/jobs/{job_id}/balloons.png", tags=["jobs"], response_class=Response,
              responses={200: {"content": {"image/png": {}}}})  # fmt: skip
-    async def balloons(
-        request: Request, job_id: str, _: Annotated[Principal, Depends(require("drawings:read"))], page: PageQuery = 1
-    ) -> Response:
+    async def balloons(request: Request, job_id: str, _: Reader, page: PageQuery = 1) -> Response:
         """The page with a numbered balloon on every dimension."""
         return Response(await _page_object(request, job_id, page, "png"), media_type="image/png")
 
     @app.get("/v1/jobs/{job_id}/inspection.csv", tags=["jobs"], response_class=Response,
              responses={200: {"content": {"text/csv": {}}}})  # fmt: skip
-    async def inspection(
-        request: Request, job_id: str, _: Annotated[Principal, Depends(require("drawings:read"))], page: PageQuery = 1
-    ) -> Response:
+    async def inspection(request: Request, job_id: str, _: Reader, page: PageQuery = 1) -> Response:
         """The page's inspection table, one row per balloon."""
         return Response(await _page_object(request, job_id, page, "csv"), media_type="text/csv")
 
     # ------------------------------------------------------------------ operations
+
+    @app.get("/v1/audit", tags=["operations"])
+    async def audit_entries(
+        request: Request,
+        _: Admin,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        since: Annotated[datetime | None, Query(description="ISO 8601; entries at or after it")] = None,
+        subject: str | None = None,
+        action: Annotated[str | None, Query(description=", ".join(ACTIONS))] = None,
+        job_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The newest audit entries, oldest first (admin only; every request here is audited too)."""
+        rows = await run_in_threadpool(request.app.state.audit.tail, limit, since, subject, action, job_id)
+        return {"entries": rows}
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -438,7 +539,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
         """Readiness: Prefect, storage and the registry reachable (else 503, saying which); Redis and
         the warm workers are reported, and a Redis outage only degrades (jobs run uncached)."""
         checks = await readiness(request)
-        required = ("prefect", "storage", "registry")
+        required = ("prefect", "storage", "registry", "audit")
         ready = all(checks[k] == "ok" for k in required)
         degraded = [k for k, v in checks.items() if v != "ok" and k not in required and v != "not configured"]
         return JSONResponse({"ready": ready, "degraded": degraded, "checks": checks}, status_code=200 if ready else 503)
@@ -476,8 +577,13 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
             except Exception as exc:
                 return name, f"down: {type(exc).__name__}: {exc}"[:300]
 
+        def audit_log() -> str:
+            request.app.state.audit.ping()
+            return "ok"
+
         got = dict(await asyncio.gather(bounded("prefect", prefect), bounded("storage", storage),
-                                        bounded("registry", registry), bounded("redis", redis)))  # fmt: skip
+                                        bounded("registry", registry), bounded("redis", redis),
+                                        bounded("audit", audit_log)))  # fmt: skip
         sup = request.app.state.supervisor
         if sup is not None:
             got["workers"] = "ok" if sup.ready() else f"down: 0 of {sup.n} warm workers ready"

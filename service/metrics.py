@@ -30,6 +30,11 @@ class Metrics:
                                     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
                                     registry=r)  # fmt: skip
         self.models = Info("dimflow_models", "Model versions the workers run", registry=r)
+        self.rate_limited = Counter("dimflow_rate_limited", "Requests refused over a rate limit", ["kind"], registry=r)
+        self.rate_limit_fallback = Counter("dimflow_rate_limit_fallback", "Limit checks made in-process (Redis down)",
+                                           registry=r)  # fmt: skip
+        self.audit_failures = Counter("dimflow_audit_write_failures", "Audit entries that could not be written",
+                                      registry=r)  # fmt: skip
         self.workers = Gauge("dimflow_workers_ready", "Warm worker processes ready for jobs", registry=r)
         self.worker_restarts = Counter("dimflow_worker_restarts", "Worker processes restarted", registry=r)
         self.recovered = Counter("dimflow_jobs_recovered", "Jobs whose worker died, by action", ["action"],

@@ -46,11 +46,12 @@ def _jobs(*types: StateType) -> FlowRunFilter:
 _FLOW_IDS: dict[str, UUID] = {}  # Prefect API URL -> the process-job flow's id there
 
 
-async def create(client: PrefectClient, files: list[JobFile], storage: str | None, owner: str) -> FlowRun:
-    """A queued job. The owner goes into the run's tags (who sent it, visible in the UI). One API call
+async def create(client: PrefectClient, files: list[JobFile], storage: str | None, owner: list[str]) -> FlowRun:
+    """A queued job. Whose it is goes into the run's tags (`by:<sub>`, `tenant:<t>`: visible in the UI,
+    and what reads of the job are checked against). One API call
     where Prefect's client makes two (it registers the flow before every run; its id is kept here)."""
     parameters = {"files": [f.model_dump() for f in files], "storage": storage}
-    tags = [JOB_TAG, f"by:{owner}"]
+    tags = [JOB_TAG, *owner]
     api = str(client.api_url)
     for attempt in range(2):
         if api not in _FLOW_IDS:

@@ -163,7 +163,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             while httpx.get(f"{url}/readyz", timeout=30).json()["checks"]["workers"] != "ok":
                 assert api.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
                 time.sleep(0.5)
-            token = create_token("tester", ["drawings:submit", "drawings:read"], 3600, Settings(api_secret=SECRET))
+            token = create_token("tester", ["drawings:submit", "drawings:read"], 3600, Settings(jwt_secret=SECRET))
             stack = Stack(url, token, env, api, redis_proc, log, s3, prefect_url, procs[0])
             yield stack
             procs.append(stack.api)  # a test may have started it again
@@ -191,9 +191,9 @@ def test_health_ready_openapi_and_auth(stack: Stack) -> None:
     some = f"{stack.url}/v1/jobs/{uuid.uuid4()}"
     assert httpx.get(some).status_code == 401
     assert httpx.get(some, headers={"Authorization": "Bearer not-a-token"}).status_code == 401
-    forged = create_token("mallory", ["admin"], 3600, Settings(api_secret="another-key-of-enough-length-xxxxxxxx"))
+    forged = create_token("mallory", ["admin"], 3600, Settings(jwt_secret="another-key-of-enough-length-xxxxxxxx"))
     assert httpx.get(some, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
-    read_only = create_token("viewer", ["drawings:read"], 3600, Settings(api_secret=SECRET))
+    read_only = create_token("viewer", ["drawings:read"], 3600, Settings(jwt_secret=SECRET))
     r = httpx.post(f"{stack.url}/v1/jobs", files={"file": ("a.png", _drawing(5))},
                    headers={"Authorization": f"Bearer {read_only}"})  # fmt: skip
     assert r.status_code == 403 and "drawings:submit" in r.text

@@ -4,7 +4,9 @@ show them (the app runs without its lifespan, so a request that got past them wo
 from __future__ import annotations
 
 import io
+import time
 
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -18,10 +20,13 @@ SECRET = "unit-test-signing-key-0123456789abcdef0123"
 
 
 @pytest.fixture(scope="module")
-def api() -> tuple[TestClient, dict[str, str]]:
-    s = Settings(api_secret=SECRET, workers=0, max_bytes=2_000_000, max_upload_files=3)
+def api(tmp_path_factory) -> tuple[TestClient, dict[str, str]]:
+    s = Settings(jwt_secret=SECRET, workers=0, max_bytes=2_000_000, max_upload_files=3,
+                 data_dir=tmp_path_factory.mktemp("api"), rate_limit_submit="1000/minute")  # fmt: skip
     token = create_token("unit", ["drawings:submit", "drawings:read"], 600, s)
-    return TestClient(create_app(s), raise_server_exceptions=True), {"Authorization": f"Bearer {token}"}
+    app = create_app(s)
+    app.state.audit.migrate()  # the app runs without its lifespan here
+    return TestClient(app, raise_server_exceptions=True), {"Authorization": f"Bearer {token}"}
 
 
 def _png() -> bytes:
@@ -95,3 +100,87 @@ def test_job_routes_need_a_token_and_health_does_not(api) -> None:
 )  # fmt: skip
 def test_sent_file_names_are_cleaned(raw: str, clean: str) -> None:
     assert _clean_name(raw.encode().decode("unicode_escape"), 0) == clean
+
+
+ROUTES = [("POST", "/v1/jobs", "submit"), ("GET", "/v1/jobs/{j}", "read_status"),
+          ("GET", "/v1/jobs/{j}/result", "read_result"), ("GET", "/v1/jobs/{j}/balloons.png", "read_result"),
+          ("GET", "/v1/jobs/{j}/inspection.csv", "read_result"), ("GET", "/v1/audit", "admin")]  # fmt: skip
+JOB = "0b6a1c8e-1f2e-4a57-9f0e-2d7a4c1b9e33"
+
+
+def _bad_tokens() -> dict[str, tuple[str | None, int]]:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    now = int(time.time())
+    good = {"iss": "dimflow", "aud": "dimflow-api", "sub": "u", "scope": "drawings:read drawings:submit",
+            "iat": now, "exp": now + 60}  # fmt: skip
+    return {
+        "none": (None, 401),
+        "tampered": (create_token("u", ["admin"], 60, Settings(jwt_secret=SECRET))[:-3] + "abc", 401),
+        "alg-none": (jwt.encode(good, None, algorithm="none"), 401),
+        "rs256-unknown-key": (jwt.encode(good, rsa.generate_private_key(65537, 2048), algorithm="RS256"), 401),
+        "expired": (jwt.encode({**good, "exp": now - 300}, SECRET, algorithm="HS256"), 401),
+        "wrong-audience": (jwt.encode({**good, "aud": "billing"}, SECRET, algorithm="HS256"), 401),
+        "wrong-issuer": (jwt.encode({**good, "iss": "elsewhere"}, SECRET, algorithm="HS256"), 401),
+        "no-scope": (jwt.encode({**good, "scope": ""}, SECRET, algorithm="HS256"), 403),
+    }
+
+
+@pytest.mark.parametrize(("method", "route", "action"), ROUTES, ids=[f"{m} {r}" for m, r, _ in ROUTES])
+@pytest.mark.parametrize("case", list(_bad_tokens()))
+def test_auth_matrix_every_route_refuses_every_bad_token_and_audits_it(api, method, route, action, case) -> None:
+    client, _ = api
+    token, status = _bad_tokens()[case]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    r = client.request(method, route.format(j=JOB), headers=headers)
+    assert r.status_code == status, (case, r.text)
+    if status == 401:
+        assert r.headers["www-authenticate"].startswith("Bearer"), r.headers
+    entry = client.app.state.audit.tail(1)[0]
+    want = action if action == "submit" or status != 401 else "token_refused"
+    assert (entry["action"], entry["status"], entry["route"].replace("{job_id}", "{j}")) == (want, status, route)
+    assert entry["subject"] == ("u" if status == 403 else "") and entry["detail"], entry
+
+
+def test_a_submit_token_may_not_read_the_audit_log_and_an_admin_may(api) -> None:
+    client, auth = api
+    assert client.get("/v1/audit", headers=auth).status_code == 403
+    admin = create_token("ops", ["admin"], 60, Settings(jwt_secret=SECRET))
+    r = client.get("/v1/audit?limit=5", headers={"Authorization": f"Bearer {admin}"})
+    assert r.status_code == 200 and len(r.json()["entries"]) == 5, r.text
+    assert client.app.state.audit.tail(1)[0]["action"] == "admin"
+
+
+def test_refused_uploads_are_audited_with_subject_and_reason(api) -> None:
+    client, auth = api
+    assert client.post("/v1/jobs", files={"file": ("x.png", b"")}, headers=auth).status_code == 422
+    e = client.app.state.audit.tail(1)[0]
+    assert (e["action"], e["subject"], e["status"], e["detail"]) == ("submit", "unit", 422, "empty"), e
+
+
+def test_the_audit_log_refuses_updates_and_deletes(api) -> None:
+    import sqlalchemy as sa
+
+    client, _ = api
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"), client.app.state.audit.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE audit_log SET status = 200"))
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"), client.app.state.audit.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_log"))
+
+
+def test_over_the_rate_limit_a_client_gets_429_with_retry_after(tmp_path) -> None:
+    s = Settings(jwt_secret=SECRET, workers=0, data_dir=tmp_path, rate_limit_submit="3/minute")
+    app = create_app(s)
+    app.state.audit.migrate()
+    client = TestClient(app)
+    auth = {"Authorization": f"Bearer {create_token('burst', ['drawings:submit'], 60, s)}"}
+    codes = [client.post("/v1/jobs", files={"file": ("x.png", b"")}, headers=auth).status_code for _ in range(5)]
+    assert codes == [422, 422, 422, 429, 429], codes
+    r = client.post("/v1/jobs", files={"file": ("x.png", b"")}, headers=auth)
+    assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 60
+    assert r.json()["detail"]["reason"] == "rate_limited"
+    other = {"Authorization": f"Bearer {create_token('calm', ['drawings:submit'], 60, s)}",
+             "X-Forwarded-For": "10.1.2.3"}  # fmt: skip
+    assert client.post("/v1/jobs", files={"file": ("x.png", b"")}, headers=other).status_code == 422  # its own budget
+    assert app.state.audit.tail(1, action="submit")[0]["client"] == "testclient"  # not a trusted proxy: XFF ignored
+    assert [e["action"] for e in app.state.audit.tail(3)][:2] == ["submit", "submit"]
