@@ -362,6 +362,70 @@ def _worker_pids(stack: Stack) -> list[int]:
     return pids
 
 
+def _token(sub: str, scopes: list[str], tenant: str | None = None) -> str:
+    return create_token(sub, scopes, 600, Settings(jwt_secret=SECRET), tenant=tenant)
+
+
+def test_a_job_is_its_submitters_within_its_tenant_and_admin_sees_all(stack: Stack) -> None:
+    rw = ["drawings:submit", "drawings:read"]
+    alice = _token("alice", rw, tenant="plant-7")
+    with stack.client(alice) as c:
+        job = c.submit([("t.png", _drawing(4242))])
+        assert c.wait(job.job_id, timeout_s=240).status == "completed"
+        mine = c.results(job.job_id)
+    for who in (_token("bob", rw), _token("alice", rw), _token("alice", rw, tenant="plant-8"),
+                _token("bob", rw, tenant="plant-7")):  # fmt: skip
+        with stack.client(who) as c:
+            for call in (lambda: c.status(job.job_id), lambda: c.results(job.job_id), lambda: c.balloons(job.job_id)):
+                with pytest.raises(ApiError) as err:
+                    call()
+                assert err.value.status == 404 and err.value.reason == "no_such_job"
+    with stack.client(_token("ops", ["admin"])) as c:
+        assert c.results(job.job_id) == mine
+    with httpx.Client() as h:  # whose it is shows in the Prefect UI
+        tags = h.get(f"{stack.prefect_url}/flow_runs/{job.job_id}").json()["tags"]
+        assert {"by:alice", "tenant:plant-7"} <= set(tags), tags
+
+
+def test_every_request_is_in_the_audit_log_with_its_action_and_status(stack: Stack) -> None:
+    admin = {"Authorization": f"Bearer {_token('auditor', ['admin'])}"}
+    me = _token("audited", ["drawings:submit", "drawings:read"], tenant="plant-9")
+    since = httpx.get(f"{stack.url}/v1/audit?limit=1", headers=admin, timeout=30).json()["entries"][-1]["at"]
+    data = _drawing(5151)
+    with stack.client(me) as c:
+        job = c.submit([("audited.png", data)])
+        c.wait(job.job_id, timeout_s=240)  # one or more status reads
+        c.results(job.job_id)
+        c.inspection_csv(job.job_id)
+    made = [("POST", "/v1/jobs", 202), ("GET", f"/v1/jobs/{job.job_id}/result", 200),
+            ("GET", f"/v1/jobs/{job.job_id}/inspection.csv", 200)]  # fmt: skip
+    with httpx.Client(base_url=stack.url, timeout=30) as h:
+        made.append(("POST", "/v1/jobs", h.post("/v1/jobs", files={"file": ("x.png", b"")}).status_code))  # 401
+        made.append(("GET", f"/v1/jobs/{job.job_id}", h.get(f"/v1/jobs/{job.job_id}",
+                     headers={"Authorization": "Bearer forged.token.here"}).status_code))  # fmt: skip
+    got = httpx.get(f"{stack.url}/v1/audit", params={"since": since, "limit": 1000}, headers=admin, timeout=30)
+    entries = [e for e in got.json()["entries"] if e["subject"] in ("audited", "")]
+    by_route = {(e["method"], e["route"].replace("{job_id}", job.job_id), e["status"]): e for e in entries}
+    for method, route, status in made:
+        assert (method, route, status) in by_route, (method, route, status, entries)
+    submit = by_route[("POST", "/v1/jobs", 202)]
+    assert (submit["action"], submit["subject"], submit["tenant"], submit["job_id"]) == (
+        "submit",
+        "audited",
+        "plant-9",
+        job.job_id,
+    )
+    from dimflow.inputs import content_hash
+
+    assert submit["drawings"] == [content_hash(data)]
+    result = by_route[("GET", f"/v1/jobs/{job.job_id}/result", 200)]
+    assert result["action"] == "read_result" and result["models"] and result["drawings"] == [content_hash(data)]
+    assert by_route[("POST", "/v1/jobs", 401)]["action"] == "submit"  # a refused submit is a submit, no subject
+    assert by_route[("GET", f"/v1/jobs/{job.job_id}", 401)]["action"] == "token_refused"
+    assert any(e["action"] == "read_status" and e["status"] == 200 for e in entries)
+    assert {e["client"] for e in entries} == {"127.0.0.1"}
+
+
 def test_a_worker_killed_mid_job_gets_the_job_run_again_never_stuck(stack: Stack) -> None:
     with stack.client() as c:
         job = c.submit([("killed.png", _drawing(9090))])
@@ -484,7 +548,6 @@ def test_with_redis_stopped_jobs_still_complete_uncached_and_readyz_says_so(stac
     took = time.monotonic() - t0
     assert _metric(stack, 'dimflow_cache_lookups_total{result="miss"}') == misses + 1
     print(f"Redis stopped: job completed uncached in {took:.1f} s (workers found it by polling Prefect)")
-
 
 
 def test_with_prefect_down_a_submission_is_refused_with_503_and_readyz_names_it(stack: Stack) -> None:
