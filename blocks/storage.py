@@ -11,7 +11,7 @@ from typing import ClassVar
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from dimflow.storage import LocalStorage, S3Storage, Storage
+from dimflow.storage import LocalStorage, S3Storage, Storage, sse_from_settings
 
 
 class LocalResultStorage(Block):
@@ -35,7 +35,8 @@ class S3ResultStorage(Block):
     _block_type_name: ClassVar[str] = "dimflow S3 Result Storage"
     _description: ClassVar[str] = (
         "Write-once dimflow results (JSON, ballooned PNG, CSV) in an S3 bucket or an S3-compatible server. "
-        "Credentials left empty come from boto3's usual chain (environment, profile, instance role)."
+        "Credentials left empty come from boto3's usual chain (environment, profile, instance role). Objects are "
+        "encrypted server-side as the writing process's DIMFLOW_S3_SSE and DIMFLOW_S3_SSE_KMS_KEY_ID say."
     )
 
     bucket: str = Field(description="Bucket name.")
@@ -50,6 +51,7 @@ class S3ResultStorage(Block):
     )
 
     def storage(self) -> Storage:
+        """The store; its server-side encryption comes from the settings (dimflow.storage.sse_from_settings)."""
         secret = self.aws_secret_access_key
         return S3Storage(
             bucket=self.bucket,
@@ -59,4 +61,5 @@ class S3ResultStorage(Block):
             aws_access_key_id=self.aws_access_key_id,
             aws_secret_access_key=secret.get_secret_value() if secret is not None else None,
             conditional_writes=self.conditional_writes,
+            **sse_from_settings(),
         )

@@ -187,6 +187,9 @@ def _missing(e: Exception) -> bool:
     return code in ("NoSuchKey", "404", "NotFound") or status == 404
 
 
+# S3's ServerSideEncryption values a store may ask for (SSE-C and DSSE-KMS are not supported)
+_SSE_MODES = (None, "AES256", "aws:kms")
+
 # a 409 means another conditional write to the same key was in flight; S3 asks the client to retry
 _INFLIGHT_ROUNDS = 5
 
@@ -202,6 +205,9 @@ class S3Storage:
     would overwrite, so for those pass `conditional_writes=False` to get the same head-then-put.
 
     Credentials left as None come from boto3's usual chain (environment, profile, instance role).
+    `sse` asks the server to encrypt every object this store writes: "AES256" (SSE-S3) or "aws:kms"
+    (SSE-KMS, with `sse_kms_key_id` - a key id, ARN or alias - or, left None, the account's AWS managed
+    key `aws/s3`); None sends no encryption header, so the bucket's default encryption applies.
     Transient errors are retried here and only here, by botocore (standard mode, 5 attempts): the
     tasks that store results do not retry on top. A conflict is never retried; a 409 (another
     conditional write to the key in flight) is waited out for a few rounds, then reported.
@@ -215,6 +221,8 @@ class S3Storage:
     aws_secret_access_key: str | None = field(default=None, repr=False)
     aws_session_token: str | None = field(default=None, repr=False)
     conditional_writes: bool = True
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     _client: S3Client | None = field(default=None, init=False, repr=False, compare=False)
@@ -226,6 +234,19 @@ class S3Storage:
         self.prefix = self.prefix.strip("/")
         if self.prefix:
             validate_key(self.prefix)
+        if self.sse not in _SSE_MODES:
+            raise ValueError(f"sse must be one of {_SSE_MODES}, got {self.sse!r}")
+        if self.sse_kms_key_id is not None and self.sse != "aws:kms":
+            raise ValueError(f"an SSE-KMS key id needs sse='aws:kms', not {self.sse!r}")
+
+    def _sse_args(self) -> dict[str, str]:
+        """PutObject's encryption parameters; empty when no server-side encryption is asked for."""
+        if self.sse is None:
+            return {}
+        args = {"ServerSideEncryption": self.sse}
+        if self.sse_kms_key_id:
+            args["SSEKMSKeyId"] = self.sse_kms_key_id
+        return args
 
     def client(self) -> S3Client:
         """The boto3 client, built on first use so that constructing a store (e.g. in a Block) costs nothing."""
@@ -282,12 +303,21 @@ class S3Storage:
             if self._exists(full_key):
                 return False
             try:
-                client.put_object(Bucket=self.bucket, Key=full_key, Body=data, ContentType=content_type)
+                client.put_object(
+                    Bucket=self.bucket, Key=full_key, Body=data, ContentType=content_type, **self._sse_args()
+                )
             except (ClientError, BotoCoreError) as e:
                 raise StorageError(f"cannot write s3://{self.bucket}/{full_key}: {e}") from e
             return True
         try:
-            client.put_object(Bucket=self.bucket, Key=full_key, Body=data, ContentType=content_type, IfNoneMatch="*")
+            client.put_object(
+                Bucket=self.bucket,
+                Key=full_key,
+                Body=data,
+                ContentType=content_type,
+                IfNoneMatch="*",
+                **self._sse_args(),
+            )
         except ClientError as e:
             code, status = _error_code(e)
             if code == "PreconditionFailed" or status == 412:
@@ -351,12 +381,25 @@ class S3Storage:
         return int(head["ContentLength"])
 
 
+def sse_from_settings() -> dict[str, str | None]:
+    """S3Storage's `sse` and `sse_kms_key_id` from the settings (DIMFLOW_S3_SSE, DIMFLOW_S3_SSE_KMS_KEY_ID)."""
+    from dimflow.settings import get_settings
+
+    s = get_settings()
+    return {"sse": s.s3_sse, "sse_kms_key_id": s.s3_sse_kms_key_id}
+
+
 def storage_from_url(url: str, **kw: Any) -> Storage:
-    """A store from a URL: `s3://bucket/prefix` -> S3Storage (`kw` as its fields), a path or `file://` URL -> local."""
+    """A store from a URL: `s3://bucket/prefix` -> S3Storage (`kw` as its fields), a path or `file://` URL -> local.
+
+    An S3 store encrypts what it writes as the settings say (DIMFLOW_S3_SSE, DIMFLOW_S3_SSE_KMS_KEY_ID)
+    unless `kw` names `sse` or `sse_kms_key_id` itself."""
     parsed = urlparse(url)
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise ValueError(f"s3 URL needs a bucket: {url!r}")
+        if "sse" not in kw and "sse_kms_key_id" not in kw:
+            kw |= sse_from_settings()
         return S3Storage(bucket=parsed.netloc, prefix=parsed.path, **kw)
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):

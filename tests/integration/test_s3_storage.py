@@ -8,8 +8,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -189,3 +190,101 @@ def test_a_drawing_is_fetched_from_an_s3_uri_and_refused_by_its_size(
     with pytest.raises(BadInput) as refused:
         fetch(f"s3://{BUCKET}/{store.prefix}/in/absent.pdf", results, Limits())
     assert refused.value.reason == "missing"
+
+
+# ---------------------------------------------------------------- server-side encryption (DIMFLOW_S3_SSE)
+
+
+@pytest.fixture
+def sse_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Set DIMFLOW_S3_SSE[_KMS_KEY_ID] for one test; the cached settings are rebuilt before and after."""
+    from dimflow.settings import get_settings
+
+    def set_sse(sse: str | None, key_id: str | None = None) -> None:
+        for name, value in (("DIMFLOW_S3_SSE", sse), ("DIMFLOW_S3_SSE_KMS_KEY_ID", key_id)):
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+
+    set_sse(None)
+    yield set_sse
+    get_settings.cache_clear()
+
+
+def _sent_sse_headers(s3: S3Storage) -> list[dict[str, str]]:
+    """The encryption headers of every PutObject the store sends from now on (one dict per request)."""
+    sent: list[dict[str, str]] = []
+
+    def record(request: Any, **_: Any) -> None:
+        headers = {k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+        sent.append({k: v for k, v in headers.items() if "server-side-encryption" in k})
+
+    s3.client().meta.events.register("before-send.s3.PutObject", record)
+    return sent
+
+
+@pytest.mark.parametrize("conditional", [True, False], ids=["if-none-match", "head-then-put"])
+def test_sse_aes256_from_the_settings(store: S3Storage, sse_env: Callable[..., None], conditional: bool) -> None:
+    sse_env("AES256")
+    s3 = storage_from_url(
+        f"s3://{BUCKET}/{store.prefix}", endpoint_url=store.endpoint_url, conditional_writes=conditional
+    )
+    assert isinstance(s3, S3Storage) and s3.sse == "AES256"
+    sent = _sent_sse_headers(s3)
+    s3.put("enc/aes.json", b"{}", "application/json")
+    assert s3.put("enc/aes.json", b"{}") == s3.uri("enc/aes.json")  # the idempotent retry path still works
+    assert sent and all(h == {"x-amz-server-side-encryption": "AES256"} for h in sent), sent
+    head = store.client().head_object(Bucket=BUCKET, Key=f"{store.prefix}/enc/aes.json")
+    assert head["ServerSideEncryption"] == "AES256"
+    assert "SSEKMSKeyId" not in head
+
+
+def test_sse_kms_with_a_key_from_the_settings(store: S3Storage, sse_env: Callable[..., None]) -> None:
+    import boto3
+
+    key_id = (
+        boto3.session.Session(region_name=store.region)
+        .client("kms", endpoint_url=store.endpoint_url)
+        .create_key(Description="dimflow results (test)")["KeyMetadata"]["KeyId"]
+    )
+    sse_env("aws:kms", key_id)
+    s3 = storage_from_url(f"s3://{BUCKET}/{store.prefix}", endpoint_url=store.endpoint_url)
+    sent = _sent_sse_headers(s3)
+    s3.put("enc/kms.json", b'{"n": 1}', "application/json")
+    assert sent == [{"x-amz-server-side-encryption": "aws:kms", "x-amz-server-side-encryption-aws-kms-key-id": key_id}]
+    head = store.client().head_object(Bucket=BUCKET, Key=f"{store.prefix}/enc/kms.json")
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"].endswith(key_id)  # the id as sent, or AWS's key ARN ending in it
+    assert store.get("enc/kms.json") == b'{"n": 1}'
+
+
+def test_sse_kms_without_a_key_uses_the_default_key(store: S3Storage, sse_env: Callable[..., None]) -> None:
+    sse_env("aws:kms")
+    s3 = storage_from_url(f"s3://{BUCKET}/{store.prefix}", endpoint_url=store.endpoint_url)
+    sent = _sent_sse_headers(s3)
+    s3.put("enc/kms-default.json", b"{}")
+    assert sent == [{"x-amz-server-side-encryption": "aws:kms"}]  # no key id: S3 picks the aws/s3 managed key
+    head = store.client().head_object(Bucket=BUCKET, Key=f"{store.prefix}/enc/kms-default.json")
+    assert head["ServerSideEncryption"] == "aws:kms"
+
+
+def test_no_sse_setting_sends_no_encryption_header(store: S3Storage, sse_env: Callable[..., None]) -> None:
+    s3 = storage_from_url(f"s3://{BUCKET}/{store.prefix}", endpoint_url=store.endpoint_url)
+    assert isinstance(s3, S3Storage) and (s3.sse, s3.sse_kms_key_id) == (None, None)
+    sent = _sent_sse_headers(s3)
+    s3.put("enc/plain.json", b"{}")
+    assert sent == [{}]
+    head = store.client().head_object(Bucket=BUCKET, Key=f"{store.prefix}/enc/plain.json")
+    assert "ServerSideEncryption" not in head  # moto's bucket has no default encryption (AWS's would say AES256)
+
+
+def test_block_storage_encrypts_as_the_settings_say(
+    endpoint: str, store: S3Storage, sse_env: Callable[..., None]
+) -> None:
+    sse_env("AES256")
+    s3 = S3ResultStorage(bucket=BUCKET, prefix=f"{store.prefix}/block", endpoint_url=endpoint).storage()
+    s3.put("enc.json", b"{}")
+    head = store.client().head_object(Bucket=BUCKET, Key=f"{store.prefix}/block/enc.json")
+    assert head["ServerSideEncryption"] == "AES256"

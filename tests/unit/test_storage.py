@@ -156,6 +156,41 @@ def test_s3_store_validates_keys_without_a_server() -> None:
     assert s3._client is None  # building a store does not touch the network
 
 
+def test_s3_store_encryption_parameters() -> None:
+    assert S3Storage(bucket="b")._sse_args() == {}
+    assert S3Storage(bucket="b", sse="AES256")._sse_args() == {"ServerSideEncryption": "AES256"}
+    assert S3Storage(bucket="b", sse="aws:kms")._sse_args() == {"ServerSideEncryption": "aws:kms"}
+    kms = S3Storage(bucket="b", sse="aws:kms", sse_kms_key_id="alias/dimflow")
+    assert kms._sse_args() == {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "alias/dimflow"}
+    with pytest.raises(ValueError, match="sse must be one of"):
+        S3Storage(bucket="b", sse="aws:kms:dsse")
+    for sse in (None, "AES256"):  # a key id S3 would ignore or refuse is a configuration mistake
+        with pytest.raises(ValueError, match="needs sse='aws:kms'"):
+            S3Storage(bucket="b", sse=sse, sse_kms_key_id="k")
+
+
+def test_storage_from_url_takes_encryption_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from dimflow.settings import Settings, get_settings
+
+    monkeypatch.setenv("DIMFLOW_S3_SSE", "aws:kms")
+    monkeypatch.setenv("DIMFLOW_S3_SSE_KMS_KEY_ID", "arn:aws:kms:eu-west-1:111122223333:key/k-1")
+    get_settings.cache_clear()
+    try:
+        s3 = storage_from_url("s3://b/p")
+        assert isinstance(s3, S3Storage)
+        assert (s3.sse, s3.sse_kms_key_id) == ("aws:kms", "arn:aws:kms:eu-west-1:111122223333:key/k-1")
+        explicit = storage_from_url("s3://b/p", sse="AES256")  # a caller's own choice wins over the settings
+        assert isinstance(explicit, S3Storage) and (explicit.sse, explicit.sse_kms_key_id) == ("AES256", None)
+        assert isinstance(storage_from_url("out/results"), LocalStorage)  # local stores ignore the setting
+        monkeypatch.setenv("DIMFLOW_S3_SSE", "DES")
+        with pytest.raises(ValidationError):
+            Settings()
+    finally:
+        get_settings.cache_clear()
+
+
 def test_local_block_gives_local_storage(tmp_path: Path) -> None:
     store = LocalResultStorage(root=str(tmp_path / "blk")).storage()
     assert isinstance(store, LocalStorage)
