@@ -410,6 +410,8 @@ def models_evaluate(
 
 token_app = typer.Typer(help="Tokens for the service API.")
 app.add_typer(token_app, name="token")
+audit_app = typer.Typer(help="The service's audit log (who did what to which drawing).")
+app.add_typer(audit_app, name="audit")
 
 
 def _check_registry() -> None:
@@ -508,6 +510,49 @@ def token_create(
     where = f", tenant {tenant}" if tenant else ""
     console.print(f"token for {sub!r}{where}, scopes {' '.join(sorted(set(scope)))}, valid {ttl} s:")
     print(token)
+
+
+@audit_app.command("tail")
+def audit_tail(
+    n: Annotated[int, typer.Option("--n", "-n", min=1, max=10000, help="How many of the newest entries.")] = 20,
+    subject: Annotated[str | None, typer.Option(help="Only this subject's entries.")] = None,
+    action: Annotated[str | None, typer.Option(help="Only this action (submit, read_result, ...).")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new entries as they come.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Print the newest audit entries (DIMFLOW_AUDIT_URL, else data/audit.db), oldest first."""
+    import json as _json
+    import time as _time
+
+    import sqlalchemy as sa
+
+    from service.audit import AuditLog, audit_url
+
+    log = AuditLog(audit_url())
+    try:
+        rows = log.tail(n, subject=subject, action=action)
+    except sa.exc.OperationalError as exc:
+        raise fail(f"the audit log at {log.url} cannot be read ({exc.orig}); is DIMFLOW_AUDIT_URL right, "
+                   "and has `dimflow api` started once to create it?") from None  # fmt: skip
+
+    def show(r: dict) -> None:
+        if as_json:
+            print(_json.dumps(r, default=str))
+        else:
+            who = r["subject"] + (f"@{r['tenant']}" if r["tenant"] else "") or "-"
+            extra = " ".join(x for x in (r["job_id"] or "", r["detail"] or "") if x)
+            print(f"{r['at']}  {r['client']:>15}  {who:<20} {r['action']:<13} {r['method']} {r['route']} "
+                  f"{r['status']}  {extra}".rstrip())  # fmt: skip
+
+    for r in rows:
+        show(r)
+    last = rows[-1]["id"] if rows else 0
+    while follow:
+        _time.sleep(1.0)
+        for r in log.tail(1000, subject=subject, action=action):
+            if r["id"] > last:
+                show(r)
+                last = r["id"]
 
 
 @app.command()

@@ -184,3 +184,26 @@ def test_over_the_rate_limit_a_client_gets_429_with_retry_after(tmp_path) -> Non
     assert client.post("/v1/jobs", files={"file": ("x.png", b"")}, headers=other).status_code == 422  # its own budget
     assert app.state.audit.tail(1, action="submit")[0]["client"] == "testclient"  # not a trusted proxy: XFF ignored
     assert [e["action"] for e in app.state.audit.tail(3)][:2] == ["submit", "submit"]
+
+
+def test_dimflow_audit_tail_prints_the_newest_entries(api, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.app import app as cli
+    from dimflow.settings import get_settings
+
+    client, auth = api
+    client.post("/v1/jobs", files={"file": ("tail.png", b"")}, headers=auth)
+    monkeypatch.setenv("DIMFLOW_AUDIT_URL", client.app.state.audit.url)
+    get_settings.cache_clear()
+    try:
+        out = CliRunner().invoke(cli, ["audit", "tail", "-n", "2", "--json"])
+        plain = CliRunner().invoke(cli, ["audit", "tail", "-n", "1"])
+    finally:
+        get_settings.cache_clear()
+    assert out.exit_code == 0, out.output
+    last = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (last["action"], last["subject"], last["status"], last["detail"]) == ("submit", "unit", 422, "empty")
+    assert "submit" in plain.stdout and "POST /v1/jobs 422" in plain.stdout, plain.stdout
