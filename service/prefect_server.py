@@ -70,7 +70,7 @@ def prefect_api(port: int | None = None, timeout_s: float = 120.0, log_path: Pat
     port = port or _free_port()
     url = f"http://127.0.0.1:{port}/api"
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen([_prefect_exe(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+    proc = subprocess.Popen([_prefect_exe(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],  # noqa: S603
                             stdout=log, stderr=subprocess.STDOUT, preexec_fn=_server_child)  # fmt: skip
     try:
         deadline = time.monotonic() + timeout_s
@@ -79,7 +79,7 @@ def prefect_api(port: int | None = None, timeout_s: float = 120.0, log_path: Pat
                 raise PrefectServerError(f"the local Prefect server exited with {proc.returncode}"
                                          + (f"; see {log_path}" if log_path else ""))  # fmt: skip
             try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                with urllib.request.urlopen(f"{url}/health", timeout=2):  # noqa: S310 - our own http://127.0.0.1
                     break
             except OSError:
                 if time.monotonic() > deadline:

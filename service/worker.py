@@ -211,7 +211,7 @@ class Supervisor:
         while not self._stop.is_set():
             try:
                 event = self._events.get(timeout=0.5)
-            except Exception:  # queue.Empty, or a queue closed at shutdown
+            except Exception:  # noqa: S112 - queue.Empty, or a queue closed at shutdown: nothing to log
                 continue
             if event.get("kind") == "ready":
                 self.slots[event["worker"]].ready = True

@@ -452,7 +452,7 @@ def test_content_hash_is_sha256_of_bytes() -> None:
 
 
 def test_bad_input_survives_pickling() -> None:
-    exc = pickle.loads(pickle.dumps(BadInput("encrypted", "x.pdf is password-protected")))
+    exc = pickle.loads(pickle.dumps(BadInput("encrypted", "x.pdf is password-protected")))  # noqa: S301 - its own bytes
     assert isinstance(exc, ValueError) and exc.reason == "encrypted" and str(exc) == "x.pdf is password-protected"
 
 
