@@ -125,6 +125,36 @@ def _refusal(status: int, reason: str, message: str, files: list[dict] | None = 
     return HTTPException(status, detail)
 
 
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is over {limit:,} bytes")
+        self.limit = limit
+
+
+class BodyLimit:
+    """Counts a request body as it streams in and stops it past `limit` bytes: a chunked upload (no
+    Content-Length to refuse up front) is cut off there, never spooled whole to disk first."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        seen = 0
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def _principal(request: Request) -> Principal:
     """Who made this request (set by the auth dependency every job route has)."""
     return request.state.principal
@@ -220,6 +250,15 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
     app.state.audit = AuditLog(audit_url(s))
     unaudited = {"/healthz", "/readyz", "/metrics"}  # probes, many a minute; everything else is recorded
 
+    app.add_middleware(BodyLimit, limit=s.max_bytes * s.max_upload_files + 2**20)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> Response:
+        metrics.refused.labels("too_large").inc()
+        request.state.refusal = "too_large"
+        return JSONResponse({"detail": {"reason": "too_large", "message": f"{exc}: what {s.max_upload_files} files "
+                             f"of {s.max_bytes:,} bytes may take; nothing was stored"}}, status_code=413)  # fmt: skip
+
     @app.exception_handler(HTTPException)
     async def refused(request: Request, exc: HTTPException) -> Response:
         """Every refusal's reason also goes to the audit log."""
@@ -281,6 +320,8 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
     async def _files_from_form(request: Request) -> list[tuple[str, bytes]]:
         try:
             form = await request.form(max_files=s.max_upload_files, max_fields=s.max_upload_files + 10)
+        except BodyTooLarge:
+            raise
         except Exception as exc:  # starlette: too many files/fields, a malformed body
             raise _refusal(400, "bad_multipart", f"the multipart body cannot be read ({exc})") from None
         parts = form.getlist("file")

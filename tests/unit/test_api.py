@@ -207,3 +207,22 @@ def test_dimflow_audit_tail_prints_the_newest_entries(api, monkeypatch: pytest.M
     last = json.loads(out.stdout.strip().splitlines()[-1])
     assert (last["action"], last["subject"], last["status"], last["detail"]) == ("submit", "unit", 422, "empty")
     assert "submit" in plain.stdout and "POST /v1/jobs 422" in plain.stdout, plain.stdout
+
+
+def test_a_chunked_upload_over_the_limit_is_cut_off_with_413(api) -> None:
+    client, auth = api
+    sent = 0
+
+    def body():  # no Content-Length: the limit must be found while it streams
+        nonlocal sent
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n\r\n'
+        for _ in range(200):  # 12.8 MB against 3 x 2 MB + 1 MiB
+            sent += 64 * 1024
+            yield b"\0" * (64 * 1024)
+        yield b"\r\n--b--\r\n"
+
+    r = client.post("/v1/jobs", content=body(), headers={**auth, "Content-Type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 413 and r.json()["detail"]["reason"] == "too_large", r.text
+    assert "the request body is over 7,048,576 bytes" in r.json()["detail"]["message"]  # cut off as it came
+    entry = client.app.state.audit.tail(1)[0]
+    assert (entry["action"], entry["status"], entry["detail"]) == ("submit", 413, "too_large")
