@@ -579,6 +579,28 @@ def test_the_service_killed_outright_recovers_its_running_job_when_it_starts_aga
     print(f"service killed mid-job: restarted, job recovered and completed {time.monotonic() - t0:.1f} s later")
 
 
+def test_a_fuzzer_against_the_openapi_schema_finds_no_server_error(stack: Stack, tmp_path: Path) -> None:
+    """Schemathesis (property-based, from /openapi.json) with a valid token: no 5xx, every documented
+    response in its schema, the wrong token's answer still a 401 (ignored_auth)."""
+    token = _token("fuzzer", ["drawings:submit", "drawings:read"])
+    report = tmp_path / "fuzz.ndjson"
+    checks = "not_a_server_error,response_schema_conformance,content_type_conformance,ignored_auth"
+    cmd = [str(BIN / "st"), "run", f"{stack.url}/openapi.json", "-H", f"Authorization: Bearer {token}", "--checks",
+           checks, "--max-examples", "12", "--seed", "20261203", "--request-timeout", "60", "--phases",
+           "examples,coverage,fuzzing", "--report", "ndjson", "--report-ndjson-path", str(report),
+           "--no-color"]  # fmt: skip
+    env = {k: v for k, v in stack.env.items() if not k.startswith("PREFECT_")}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
+    tail = r.stdout[-4000:] + r.stderr[-2000:]
+    print(tail)
+    assert r.returncode == 0, tail
+    import re
+
+    made = re.search(r"(\d+) generated, (\d+) passed", r.stdout)
+    assert made and int(made[1]) == int(made[2]) >= 100, tail  # cases generated, each a request or more
+    assert report.stat().st_size > 0 and stack.api.poll() is None  # the service is still up
+
+
 def test_with_redis_stopped_jobs_still_complete_uncached_and_readyz_says_so(stack: Stack) -> None:
     """Near the end: it stops the module's Redis."""
     stop(stack.redis, 10)
