@@ -122,6 +122,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env.update(DIMFLOW_DATA_DIR=str(root / "data"), DIMFLOW_API_SECRET=SECRET, DIMFLOW_WORKERS="2",
                DIMFLOW_MAX_BYTES=str(MAX_BYTES), DIMFLOW_MAX_PAGES="4", DIMFLOW_MAX_UPLOAD_FILES="5",
                DIMFLOW_JOB_POLL_S="0.5", PREFECT_HOME=str(root / "prefect-home"),
+               DIMFLOW_RATE_LIMIT_SUBMIT="100000/minute", DIMFLOW_RATE_LIMIT_READ="100000/minute",
+               DIMFLOW_RATE_LIMIT_ADDRESS="100000/minute",  # limits are tested apart (test_security.py)
                PREFECT_LOCAL_STORAGE_PATH=str(root / "prefect-results"), PREFECT_LOGGING_LEVEL="WARNING",
                PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", MLFLOW_DISABLE_TELEMETRY="true",
                AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
