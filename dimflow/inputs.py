@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import re
 import struct
 import sys
 import threading
 import warnings
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -468,8 +470,48 @@ def _pdf_pages(data: bytes, name: str, limits: Limits) -> Iterator[Page]:
     return _render_pdf(pdf, data, n, scale, name, limits)
 
 
+_STREAM_START = re.compile(rb"(?<!end)stream\r?\n")
+_INFLATE_STEP = 1 << 20
+
+
+def _inflated_size(buf: memoryview, cap: int) -> int:
+    """What a Flate stream starting at buf[0] inflates to, counted in bounded steps and given up past
+    `cap`; 0 for a stream that is not Flate (images in DCT, raw data: PDFium decides about those)."""
+    d = zlib.decompressobj()
+    total = pos = 0
+    try:
+        while pos < len(buf) and not d.eof and total <= cap:
+            total += len(d.decompress(buf[pos : pos + 65536], _INFLATE_STEP))
+            pos += 65536
+            while d.unconsumed_tail and total <= cap:
+                total += len(d.decompress(d.unconsumed_tail, _INFLATE_STEP))
+    except zlib.error:
+        pass
+    return total
+
+
+def _check_pdf_streams(data: bytes, name: str, limits: Limits) -> None:
+    """Refuse a decompression bomb before PDFium inflates it: a few kB of Flate data can hold gigabytes
+    (of whitespace in a page's content, say) that PDFium would decode whole into memory. No stream may
+    inflate past what the largest page would hold as RGBA pixels (at least 64 MB), nor all together
+    past four times that; counting costs ~1 s a GB, and stops at the cap."""
+    cap = max(limits.max_pixels * 4, 64 * 2**20)
+    view, total = memoryview(data), 0
+    for m in _STREAM_START.finditer(data):
+        size = _inflated_size(view[m.end() :], cap)
+        total += size
+        if size > cap or total > 4 * cap:
+            raise BadInput(
+                "decompression_bomb",
+                f"{name} holds a compressed stream that expands past {cap / 2**20:,.0f} MB (a decompression "
+                "bomb, or a PDF far larger than a drawing); re-export the drawing.",
+            )
+
+
 def _open_pdf(data: bytes, name: str, limits: Limits) -> tuple[pdfium.PdfDocument, int, float]:
-    """Open a PDF and check its page tree and page sizes, rendering nothing; the caller closes it."""
+    """Open a PDF and check its streams' inflated sizes, page tree and page sizes, rendering nothing;
+    the caller closes it."""
+    _check_pdf_streams(data, name, limits)
     with _PDFIUM_LOCK:
         # raw load rather than PdfDocument(data): that one leaks the handle of a 0-page file it refuses
         raw = pdfium_c.FPDF_LoadMemDocument64(data, len(data), None)

@@ -56,8 +56,8 @@ from service.metrics import Metrics
 log = logging.getLogger(__name__)
 
 # a refusal's HTTP status by its reason: too big for us, not a type we read, or a file that is broken
-_STATUS_BY_REASON = {"too_large": 413, "pixel_bomb": 413, "page_too_large": 413, "too_many_pages": 413,
-                     "unsupported_type": 415}  # fmt: skip
+_STATUS_BY_REASON = {"too_large": 413, "pixel_bomb": 413, "decompression_bomb": 413, "page_too_large": 413,
+                     "too_many_pages": 413, "unsupported_type": 415}  # fmt: skip
 _NAME_OK = re.compile(r"[^\w.\- ()+,]")
 _JSON_BODY_LIMIT = 64 * 1024
 _PREFECT_TIMEOUT_S = 15.0  # a request waits this long on Prefect (its client retries inside), then gets a 503

@@ -270,7 +270,7 @@ def _bad_uploads() -> dict[str, tuple[str, bytes, int]]:
     from tests.unit.test_inputs import _blank_pdf
 
     cases = {k: (name, make(), 415 if reason == "unsupported_type" else 413 if reason in (
-        "pixel_bomb", "too_many_pages", "page_too_large", "too_large") else 422)
+        "pixel_bomb", "decompression_bomb", "too_many_pages", "page_too_large", "too_large") else 422)
         for k, (name, make, limits, reason) in BAD.items() if limits is None}  # fmt: skip
     cases["over_max_bytes"] = ("huge.png", _drawing(1)[:100] + b"\0" * (MAX_BYTES + 10), 413)
     cases["pdf_page_too_large"] = ("wall.pdf", _blank_pdf(1, 20000, 20000), 413)
@@ -440,7 +440,19 @@ def test_a_job_is_its_submitters_within_its_tenant_and_admin_sees_all(stack: Sta
 def test_every_request_is_in_the_audit_log_with_its_action_and_status(stack: Stack) -> None:
     admin = {"Authorization": f"Bearer {_token('auditor', ['admin'])}"}
     me = _token("audited", ["drawings:submit", "drawings:read"], tenant="plant-9")
-    since = httpx.get(f"{stack.url}/v1/audit?limit=1", headers=admin, timeout=30).json()["entries"][-1]["at"]
+
+    def served() -> float:  # requests the API answered, by its own counter, but for the unaudited probes
+        text = httpx.get(f"{stack.url}/metrics", timeout=30).text
+        return sum(float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines() if ln.startswith(
+            "dimflow_http_requests_total{") and not any(f'route="{p}"' in ln for p in ("/healthz", "/readyz",
+                                                                                      "/metrics")))  # fmt: skip
+
+    def newest() -> dict:  # answered before its own entry is written
+        return httpx.get(f"{stack.url}/v1/audit?limit=1", headers=admin, timeout=30).json()["entries"][-1]
+
+    counted = served()
+    first = newest()
+    since = first["at"]
     data = _drawing(5151)
     with stack.client(me) as c:
         job = c.submit([("audited.png", data)])
@@ -453,6 +465,8 @@ def test_every_request_is_in_the_audit_log_with_its_action_and_status(stack: Sta
         made.append(("POST", "/v1/jobs", h.post("/v1/jobs", files={"file": ("x.png", b"")}).status_code))  # 401
         made.append(("GET", f"/v1/jobs/{job.job_id}", h.get(f"/v1/jobs/{job.job_id}",
                      headers={"Authorization": "Bearer forged.token.here"}).status_code))  # fmt: skip
+    answered = served() - counted
+    assert newest()["id"] - first["id"] == answered  # 100% of the requests served are in the log, no more
     got = httpx.get(f"{stack.url}/v1/audit", params={"since": since, "limit": 1000}, headers=admin, timeout=30)
     entries = [e for e in got.json()["entries"] if e["subject"] in ("audited", "")]
     by_route = {(e["method"], e["route"].replace("{job_id}", job.job_id), e["status"]): e for e in entries}

@@ -27,8 +27,10 @@ def _settings(tmp_path: Path | None = None, secret: str | None = SECRET, **kw) -
 
 
 def _claims(**over) -> dict:
+    """Good claims unless overridden; tokens made at collection time stay valid a day, whenever they run."""
     now = int(time.time())
-    c = {"iss": "dimflow", "aud": "dimflow-api", "sub": "x", "scope": "drawings:read", "iat": now, "exp": now + 60}
+    c = {"iss": "dimflow", "aud": "dimflow-api", "sub": "x", "scope": "drawings:read", "iat": now,
+         "exp": now + 24 * 3600}  # fmt: skip
     c.update(over)
     return {k: v for k, v in c.items() if v is not None}
 

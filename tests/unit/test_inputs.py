@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import pickle
@@ -85,6 +86,20 @@ def _blank_pdf(n: int, w_pt: float = 595, h_pt: float = 842) -> bytes:
     pdf.save(buf)
     pdf.close()
     return buf.getvalue()
+
+
+@functools.lru_cache(maxsize=1)
+def _bomb_pdf() -> bytes:
+    """A one-page PDF of ~0.5 MB whose page content inflates to 512 MB of spaces."""
+    z = zlib.compressobj(9)
+    packed = b"".join(z.compress(b" " * 2**24) for _ in range(32)) + z.flush()
+    objs = [b"<</Type/Catalog/Pages 2 0 R>>", b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+            b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Contents 4 0 R>>",
+            b"<</Length %d/Filter/FlateDecode>>stream\n" % len(packed) + packed + b"\nendstream"]  # fmt: skip
+    out = b"%PDF-1.7\n"
+    for i, o in enumerate(objs, 1):
+        out += b"%d 0 obj\n" % i + o + b"\nendobj\n"
+    return out + b"trailer\n<</Root 1 0 R/Size 5>>\n%%EOF\n"
 
 
 _PAD = bytes.fromhex("28BF4E5E4E758A4164004E56FFFA01082E2E00B6D0683E802F0CA9FE6453697A")
@@ -286,6 +301,7 @@ def _truncated_jpeg() -> bytes:
 # file name (extension chosen to mislead where it matters), bytes, limits, expected reason
 BAD: dict[str, tuple[str, Callable[[], bytes], Limits | None, str]] = {
     "zero_bytes": ("empty.png", lambda: b"", None, "empty"),
+    "pdf_decompression_bomb": ("bomb.pdf", _bomb_pdf, None, "decompression_bomb"),
     "truncated_png": ("cut.png", _truncated_png, None, "truncated"),
     "truncated_jpeg": ("cut.jpg", _truncated_jpeg, None, "truncated"),
     "text_named_png": ("notes.png", lambda: b"Dimensions: 40 mm x 25 mm\nsee sheet 2\n", None, "unsupported_type"),
