@@ -437,6 +437,27 @@ def test_a_job_is_its_submitters_within_its_tenant_and_admin_sees_all(stack: Sta
         assert {"by:alice", "tenant:plant-7"} <= set(tags), tags
 
 
+def test_auth_matrix_against_the_running_service(stack: Stack) -> None:
+    """Every route x every kind of bad token (tests/unit/test_api.py builds them) against uvicorn:
+    401 with a Bearer challenge, or 403 for a token without the scope; never a 2xx or a 5xx."""
+    from tests.unit.test_api import ROUTES, _bad_tokens
+
+    with stack.client() as c:
+        job = c.submit([("m.png", _drawing(9090))]).job_id
+    seen = {}
+    with httpx.Client(base_url=stack.url, timeout=60) as h:
+        for case, (token, status) in _bad_tokens(SECRET).items():
+            for method, route, _ in ROUTES:
+                r = h.request(
+                    method, route.format(j=job), headers={"Authorization": f"Bearer {token}"} if token else {}
+                )
+                assert r.status_code == status, (case, method, route, r.status_code, r.text)
+                if status == 401:
+                    assert r.headers["www-authenticate"].startswith("Bearer"), (case, route, r.headers)
+                seen[case] = r.status_code
+    assert len(seen) == 8
+
+
 def test_every_request_is_in_the_audit_log_with_its_action_and_status(stack: Stack) -> None:
     admin = {"Authorization": f"Bearer {_token('auditor', ['admin'])}"}
     me = _token("audited", ["drawings:submit", "drawings:read"], tenant="plant-9")

@@ -102,13 +102,26 @@ def test_sent_file_names_are_cleaned(raw: str, clean: str) -> None:
     assert _clean_name(raw.encode().decode("unicode_escape"), 0) == clean
 
 
+def _tamper(token: str) -> str:
+    """The same token with its payload changed (admin for a nobody): the signature no longer matches."""
+    import base64
+    import json as _json
+
+    head, body, sig = token.split(".")
+    claims = _json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["sub"] = "root"
+    forged = base64.urlsafe_b64encode(_json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{head}.{forged}.{sig}"
+
+
 ROUTES = [("POST", "/v1/jobs", "submit"), ("GET", "/v1/jobs/{j}", "read_status"),
           ("GET", "/v1/jobs/{j}/result", "read_result"), ("GET", "/v1/jobs/{j}/balloons.png", "read_result"),
           ("GET", "/v1/jobs/{j}/inspection.csv", "read_result"), ("GET", "/v1/audit", "admin")]  # fmt: skip
 JOB = "0b6a1c8e-1f2e-4a57-9f0e-2d7a4c1b9e33"
 
 
-def _bad_tokens() -> dict[str, tuple[str | None, int]]:
+def _bad_tokens(secret: str = SECRET) -> dict[str, tuple[str | None, int]]:
+    """Tokens the service must refuse (signed with `secret` where they are signed at all), and how."""
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     now = int(time.time())
@@ -116,13 +129,13 @@ def _bad_tokens() -> dict[str, tuple[str | None, int]]:
             "iat": now, "exp": now + 60}  # fmt: skip
     return {
         "none": (None, 401),
-        "tampered": (create_token("u", ["admin"], 60, Settings(jwt_secret=SECRET))[:-3] + "abc", 401),
+        "tampered": (_tamper(create_token("u", ["admin"], 60, Settings(jwt_secret=secret))), 401),
         "alg-none": (jwt.encode(good, None, algorithm="none"), 401),
         "rs256-unknown-key": (jwt.encode(good, rsa.generate_private_key(65537, 2048), algorithm="RS256"), 401),
-        "expired": (jwt.encode({**good, "exp": now - 300}, SECRET, algorithm="HS256"), 401),
-        "wrong-audience": (jwt.encode({**good, "aud": "billing"}, SECRET, algorithm="HS256"), 401),
-        "wrong-issuer": (jwt.encode({**good, "iss": "elsewhere"}, SECRET, algorithm="HS256"), 401),
-        "no-scope": (jwt.encode({**good, "scope": ""}, SECRET, algorithm="HS256"), 403),
+        "expired": (jwt.encode({**good, "exp": now - 300}, secret, algorithm="HS256"), 401),
+        "wrong-audience": (jwt.encode({**good, "aud": "billing"}, secret, algorithm="HS256"), 401),
+        "wrong-issuer": (jwt.encode({**good, "iss": "elsewhere"}, secret, algorithm="HS256"), 401),
+        "no-scope": (jwt.encode({**good, "scope": ""}, secret, algorithm="HS256"), 403),
     }
 
 
