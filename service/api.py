@@ -58,6 +58,11 @@ log = logging.getLogger(__name__)
 # a refusal's HTTP status by its reason: too big for us, not a type we read, or a file that is broken
 _STATUS_BY_REASON = {"too_large": 413, "pixel_bomb": 413, "decompression_bomb": 413, "page_too_large": 413,
                      "too_many_pages": 413, "unsupported_type": 415}  # fmt: skip
+# OpenAPI links: where a submission's job_id leads (clients and the API fuzzer follow them)
+_JOB_LINKS = {name: {"operationId": op, "parameters": {"job_id": "$response.body#/job_id"}} for name, op in (
+    ("status", "job_status_v1_jobs__job_id__get"), ("result", "job_result_v1_jobs__job_id__result_get"),
+    ("balloons", "balloons_v1_jobs__job_id__balloons_png_get"),
+    ("inspection", "inspection_v1_jobs__job_id__inspection_csv_get"))}  # fmt: skip
 _NAME_OK = re.compile(r"[^\w.\- ()+,]")
 _JSON_BODY_LIMIT = 64 * 1024
 _PREFECT_TIMEOUT_S = 15.0  # a request waits this long on Prefect (its client retries inside), then gets a 503
@@ -385,7 +390,8 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
                   "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
                       "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
                   "application/json": {"schema": UrisRequest.model_json_schema()}}}},
-              responses={413: {"description": "too large"}, 415: {"description": "not a drawing"},
+              responses={202: {"description": "queued", "links": _JOB_LINKS}, 413: {"description": "too large"},
+                         415: {"description": "not a drawing"},
                          422: {"description": "a damaged or unusable file"}})  # fmt: skip
     async def submit(request: Request, who: Submitter) -> Response:
         """Queue drawings (multipart parts named `file`, or JSON `{"uris": [...]}`); 202 with the job's URL."""

@@ -616,26 +616,35 @@ def test_the_service_killed_outright_recovers_its_running_job_when_it_starts_aga
     print(f"service killed mid-job: restarted, job recovered and completed {time.monotonic() - t0:.1f} s later")
 
 
-def test_a_fuzzer_against_the_openapi_schema_finds_no_server_error(stack: Stack, tmp_path: Path) -> None:
-    """Schemathesis (property-based, from /openapi.json) with a valid token: no 5xx, every documented
-    response in its schema, the wrong token's answer still a 401 (ignored_auth)."""
-    token = _token("fuzzer", ["drawings:submit", "drawings:read"])
-    report = tmp_path / "fuzz.ndjson"
+def _fuzz(stack: Stack, token: str, report: Path, *extra: str) -> tuple[int, str]:
     checks = "not_a_server_error,response_schema_conformance,content_type_conformance,ignored_auth"
     cmd = [str(BIN / "st"), "run", f"{stack.url}/openapi.json", "-H", f"Authorization: Bearer {token}", "--checks",
-           checks, "--max-examples", "12", "--seed", "20261203", "--request-timeout", "60", "--phases",
-           "examples,coverage,fuzzing", "--report", "ndjson", "--report-ndjson-path", str(report),
-           "--no-color"]  # fmt: skip
+           checks, "--max-examples", "12", "--seed", "20261203", "--request-timeout", "60", "--report", "ndjson",
+           "--report-ndjson-path", str(report), "--no-color", *extra]  # fmt: skip
     env = {k: v for k, v in stack.env.items() if not k.startswith("PREFECT_")}
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=report.parent)
     tail = r.stdout[-4000:] + r.stderr[-2000:]
     print(tail)
     assert r.returncode == 0, tail
     import re
 
     made = re.search(r"(\d+) generated, (\d+) passed", r.stdout)
-    assert made and int(made[1]) == int(made[2]) >= 100, tail  # cases generated, each a request or more
-    assert report.stat().st_size > 0 and stack.api.poll() is None  # the service is still up
+    assert made and int(made[1]) == int(made[2]), tail
+    return int(made[1]), tail
+
+
+def test_a_fuzzer_against_the_openapi_schema_finds_no_server_error(stack: Stack, tmp_path: Path) -> None:
+    """Schemathesis (property-based, from /openapi.json): no 5xx, every documented response in its
+    schema and content type, a dropped token still a 401 (ignored_auth); with a submitter's token over
+    every route, following the links from a submission to its job (stateful), then with an admin's
+    over the audit log's query."""
+    user = _token("fuzzer", ["drawings:submit", "drawings:read"])
+    n_user, _ = _fuzz(stack, user, tmp_path / "user.ndjson", "--phases", "examples,coverage,fuzzing,stateful")
+    n_admin, _ = _fuzz(stack, _token("fuzz-admin", ["admin"]), tmp_path / "admin.ndjson", "--include-path",
+                       "/v1/audit", "--phases", "examples,coverage,fuzzing")  # fmt: skip
+    print(f"fuzzed: {n_user} cases as a submitter, {n_admin} as an admin over /v1/audit")
+    assert n_user >= 100 and n_admin >= 10
+    assert stack.api.poll() is None  # the service is still up
 
 
 def test_with_redis_stopped_jobs_still_complete_uncached_and_readyz_says_so(stack: Stack) -> None:
