@@ -549,10 +549,9 @@ def audit_tail(
     last = rows[-1]["id"] if rows else 0
     while follow:
         _time.sleep(1.0)
-        for r in log.tail(1000, subject=subject, action=action):
-            if r["id"] > last:
-                show(r)
-                last = r["id"]
+        for r in log.tail(10000, subject=subject, action=action, after_id=last):
+            show(r)
+            last = r["id"]
 
 
 @app.command()

@@ -117,10 +117,15 @@ class Finished:
     def completed(self, event: dict[str, Any]) -> None:
         """A worker's report of a completed job (from the supervisor's thread)."""
         outcome = JobOutcome.model_validate(event["detail"])
-        keep = set(JobFile.model_fields)
-        files = [JobFile.model_validate(f.model_dump(include=keep)) for f in outcome.files]
         self.put(JobStatus(job_id=event["job_id"], status="completed", stage="done", progress=1.0,
-                           flow_run_id=event["job_id"], files=files), outcome, event.get("tags", []))  # fmt: skip
+                           flow_run_id=event["job_id"], files=_files_of(outcome)), outcome,
+                 event.get("tags", []))  # fmt: skip
+
+
+def _files_of(outcome: JobOutcome) -> list[JobFile]:
+    """A status's view of an ended job's files (their outcomes without the results)."""
+    keep = set(JobFile.model_fields)
+    return [JobFile.model_validate(f.model_dump(include=keep)) for f in outcome.files]
 
 
 def _refusal(status: int, reason: str, message: str, files: list[dict] | None = None) -> HTTPException:
@@ -182,12 +187,11 @@ def allowed(scope: str, kind: str):
     # a default, not Annotated: this module's annotations are strings, which cannot name a local
     async def guard(request: Request, who: Principal = Depends(check)) -> Principal:  # noqa: B008
         subject = f"{who.tenant or ''}/{who.sub}"
-        wait = await run_in_threadpool(request.app.state.limits.check, kind, subject, client_of(request))
-        if wait is not None:
+        over = await run_in_threadpool(request.app.state.limits.check, kind, subject, client_of(request))
+        if over is not None:
+            wait, which, limit = over
             request.app.state.metrics.rate_limited.labels(kind).inc()
-            s = request.app.state.settings
-            limit = s.rate_limit_submit if kind == "submit" else s.rate_limit_read
-            why = {"reason": "rate_limited", "message": f"over the {kind} limit of {limit}; retry in {wait:.0f} s"}
+            why = {"reason": "rate_limited", "message": f"over the {which} limit of {limit}; retry in {wait:.0f} s"}
             raise HTTPException(429, why, headers={"Retry-After": str(int(wait))})
         return who
 
@@ -255,7 +259,8 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
     app.state.audit = AuditLog(audit_url(s))
     unaudited = {"/healthz", "/readyz", "/metrics"}  # probes, many a minute; everything else is recorded
 
-    app.add_middleware(BodyLimit, limit=s.max_bytes * s.max_upload_files + 2**20)
+    body_limit = s.max_bytes * s.max_upload_files + 2**20  # the files one job may hold, and multipart framing
+    app.add_middleware(BodyLimit, limit=body_limit)
 
     @app.exception_handler(BodyTooLarge)
     async def too_large(request: Request, exc: BodyTooLarge) -> Response:
@@ -397,7 +402,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
         """Queue drawings (multipart parts named `file`, or JSON `{"uris": [...]}`); 202 with the job's URL."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > s.max_bytes * s.max_upload_files + 2**20:
+        if length and length.isdigit() and int(length) > body_limit:
             metrics.refused.labels("too_large").inc()
             raise _refusal(413, "too_large", f"the request is {int(length):,} bytes, over what "
                            f"{s.max_upload_files} files of {s.max_bytes:,} bytes may take")  # fmt: skip
@@ -487,8 +492,7 @@ def create_app(settings: Settings | None = None, workers: int | None = None, nam
         else:
             outcome = await run_in_threadpool(_outcome, store_of(request), job_id)
             if outcome is not None:
-                keep = set(JobFile.model_fields)
-                out.files = [JobFile.model_validate(f.model_dump(include=keep)) for f in outcome.files]
+                out.files = _files_of(outcome)
             out.stage = "done"
             out.progress = 1.0 if state == "completed" else 0.0
             if state == "failed":

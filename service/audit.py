@@ -126,11 +126,14 @@ class AuditLog:
             conn.execute(audit_log.insert().values(**entry.row()))
 
     def tail(self, limit: int = 50, since: datetime | None = None, subject: str | None = None,
-             action: str | None = None, job_id: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
-        """The newest `limit` entries (filtered), oldest first."""
+             action: str | None = None, job_id: str | None = None,
+             after_id: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """The newest `limit` entries (filtered; `after_id`: only those written after that one), oldest first."""
         q = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
         if since is not None:
             q = q.where(audit_log.c.at >= since)
+        if after_id is not None:
+            q = q.where(audit_log.c.id > after_id)
         for col, value in (("subject", subject), ("action", action), ("job_id", job_id)):
             if value is not None:
                 q = q.where(audit_log.c[col] == value)

@@ -119,7 +119,9 @@ def _verification_key(token: str, s: Settings) -> tuple[Any, list[str]]:
         match = [k for k in keys.keys if k.key_id == kid] if kid else list(keys.keys)
         if len(match) != 1:
             raise TokenRefused(f"no key {kid!r} in the JWKS" if kid else "the token names no key (kid)")
-        return match[0].key, [a for a in ASYMMETRIC if a == (match[0].algorithm_name or a)]
+        if match[0].algorithm_name not in ASYMMETRIC:  # the key's `alg` (or its type's default)
+            raise TokenRefused(f"key {kid!r} is for {match[0].algorithm_name}, not one of {', '.join(ASYMMETRIC)}")
+        return match[0].key, [match[0].algorithm_name]
     if s.jwt_public_key is not None:
         return _public_key(str(s.jwt_public_key), s.jwt_public_key.stat().st_mtime), ASYMMETRIC
     return signing_key(s), ["HS256"]

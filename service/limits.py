@@ -36,11 +36,11 @@ class RateLimits:
         self._down_since: float | None = None
         self._lock = threading.Lock()
 
-    def check(self, kind: str, subject: str, address: str) -> float | None:
+    def check(self, kind: str, subject: str, address: str) -> tuple[float, str, object] | None:
         """Count one request of `kind` against its subject's limit and its address's; None when
-        allowed, else the seconds until it would be (Retry-After). Synchronous: run it in a thread."""
+        allowed, else (seconds until it would be: Retry-After, which limit, the limit). Synchronous:
+        run it in a thread."""
         keys = [(self.items[kind], kind, subject), (self.items["address"], "address", address)]
-        limiter = self.local
         if self.shared is not None and (self._down_since is None or time.monotonic() - self._down_since > 5):
             try:
                 return self._check(self.shared, keys)
@@ -52,13 +52,13 @@ class RateLimits:
                 self.on_fallback()
         elif self.shared is not None:
             self.on_fallback()
-        return self._check(limiter, keys)
+        return self._check(self.local, keys)
 
-    def _check(self, limiter: MovingWindowRateLimiter, keys: list) -> float | None:
-        for item, kind, key in keys:
-            if not limiter.hit(item, "dimflow", kind, key):
-                reset, _ = limiter.get_window_stats(item, "dimflow", kind, key)
-                return max(1.0, math.ceil(reset - time.time()))
+    def _check(self, limiter: MovingWindowRateLimiter, keys: list) -> tuple[float, str, object] | None:
+        for item, which, key in keys:
+            if not limiter.hit(item, "dimflow", which, key):
+                reset, _ = limiter.get_window_stats(item, "dimflow", which, key)
+                return max(1.0, math.ceil(reset - time.time())), which, item
         if limiter is self.shared and self._down_since is not None:
             log.info("rate limits shared through Redis again")
             self._down_since = None

@@ -192,6 +192,7 @@ def test_over_the_rate_limit_a_client_gets_429_with_retry_after(tmp_path) -> Non
     r = client.post("/v1/jobs", files={"file": ("x.png", b"")}, headers=auth)
     assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 60
     assert r.json()["detail"]["reason"] == "rate_limited"
+    assert "over the submit limit of 3 per 1 minute" in r.json()["detail"]["message"]  # the limit that tripped
     other = {"Authorization": f"Bearer {create_token('calm', ['drawings:submit'], 60, s)}",
              "X-Forwarded-For": "10.1.2.3"}  # fmt: skip
     assert client.post("/v1/jobs", files={"file": ("x.png", b"")}, headers=other).status_code == 422  # its own budget
