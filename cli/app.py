@@ -72,7 +72,20 @@ def synth(
 @app.command("eval")
 def evaluate(
     pred_dir: Annotated[Path, typer.Argument(help="Folder of predicted results (<name>.json).")],
-    truth_dir: Annotated[Path, typer.Argument(help="Folder of ground-truth results with the same names.")],
+    truth_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder of ground truth with the same names: contract JSON "
+            "or LabelMe JSON (the real set: samples/real/labels)."
+        ),
+    ],
+    per_drawing: Annotated[
+        bool,
+        typer.Option(
+            "--per-drawing",
+            help="Also a table per drawing: detection, values, misfiled dimensions, frames, datums, finishes.",
+        ),
+    ] = False,
 ) -> None:
     """Score predictions against ground truth with the contract's rule.
 
@@ -96,6 +109,20 @@ def evaluate(
         if t:
             table.add_row(kind, str(t), f"{score.kind_value[kind] / t:.3f}", f"{score.kind_full[kind] / t:.3f}")
     Console().print(table)
+    if per_drawing:
+        sheets = Table(title="per drawing")
+        cols = ("drawing", "dims", "pred", "det recall", "det precision", "value acc", "value F1", "full F1",
+                "misfiled", "gdt tp/truth/pred", "datums tp/truth/pred", "finish tp/truth/pred")  # fmt: skip
+        for col in cols:
+            sheets.add_column(col, justify="left" if col == "drawing" else "right")
+        rows = {**score.per_drawing, "all": score.row()}
+        for name, r in rows.items():
+            other = [f"{r.get(k + '_tp', 0)}/{r.get(k + '_truth', 0)}/{r.get(k + '_pred', 0)}"
+                     for k in ("gdt", "datums", "surface_finish")]  # fmt: skip
+            sheets.add_row(name, str(r["dims"]), str(r["pred"]), f"{r['det_recall']:.3f}", f"{r['det_precision']:.3f}",
+                           f"{r['value_acc']:.3f}", f"{r['value_f1']:.3f}", f"{r['full_f1']:.3f}", str(r["misfiled"]),
+                           *other)  # fmt: skip
+        Console(width=200).print(sheets)
     if score.missing:
         console.print(f"[yellow]{len(score.missing)} truth files had no prediction[/yellow]")
     print(score.summary_line())

@@ -4,6 +4,12 @@ A prediction matches a truth when the truth's box centre lies inside the predict
 (or their IoU is at least 0.3), the kind is equal and the nominal is equal within 1e-6;
 each truth is matched at most once. Full matches also need upper, lower, fit and count.
 Drawings are paired by file name and scored together (micro-averaged).
+
+The other characteristics follow the contract's rule too: a frame matches on box, characteristic
+and tolerance (fully with zone, modifiers and datums), a datum on box and label, a surface finish on
+box, parameter and value. Detection is the box rule alone; a predicted dimension whose box is a
+truth frame's, datum's or roughness value's is counted as misfiled (never a dimension). Truth may be
+the contract's JSON or LabelMe JSON (`dimflow.labelme`), the format the real dev set is kept in.
 """
 
 from __future__ import annotations
@@ -82,6 +88,10 @@ class Score:
     kind_full: Counter = field(default_factory=Counter)
     drawings: int = 0
     missing: list[str] = field(default_factory=list)
+    detect_tp: int = 0  # truth dimensions some predicted dimension's box matches (kind and value aside)
+    misfiled: int = 0  # predicted dimensions that are a truth frame, datum or roughness value
+    other: dict[str, Counter] = field(default_factory=dict)  # gdt / datums / surface_finish: truth, pred, tp, full
+    per_drawing: dict[str, dict] = field(default_factory=dict)
 
     @staticmethod
     def _f1(tp: int, n_pred: int, n_truth: int) -> float:
@@ -99,8 +109,34 @@ class Score:
     def full_f1(self) -> float:
         return self._f1(self.full_tp, self.n_pred, self.n_truth)
 
+    @property
+    def detect_recall(self) -> float:
+        return self.detect_tp / self.n_truth if self.n_truth else 1.0
+
+    @property
+    def detect_precision(self) -> float:
+        return self.detect_tp / self.n_pred if self.n_pred else 1.0
+
+    @property
+    def value_accuracy(self) -> float:
+        """Truth dimensions read right (kind and nominal), of all truth dimensions."""
+        return self.value_tp / self.n_truth if self.n_truth else 1.0
+
+    def add_other(self, pred: dict, truth: dict) -> None:
+        """Score the contract's other characteristics of one drawing, and misfiled dimensions."""
+        for key, rule, full in _OTHER_RULES:
+            t, p = truth.get(key) or [], pred.get(key) or []
+            c = self.other.setdefault(key, Counter())
+            c["truth"] += len(t)
+            c["pred"] += len(p)
+            c["tp"] += len(match(p, t, rule))
+            c["full"] += len(match(p, t, full))
+        marks = [x for key, _, _ in _OTHER_RULES for x in truth.get(key) or []]
+        self.misfiled += sum(any(boxes_match(d["bbox"], m["bbox"]) for m in marks) for d in pred.get("dimensions", []))
+
     def add(self, preds: list[dict], truths: list[dict]) -> None:
         self.drawings += 1
+        self.detect_tp += len(match(preds, truths, lambda p, t: boxes_match(p["bbox"], t["bbox"])))
         self.n_pred += len(preds)
         self.n_truth += len(truths)
         self.kind_truth.update(t["kind"] for t in truths)
@@ -112,8 +148,64 @@ class Score:
             setattr(self, attr, getattr(self, attr) + len(pairs))
             counter.update(truths[j]["kind"] for _, j in pairs)
 
+    def row(self) -> dict:
+        """The figures a per-drawing table shows."""
+        out = {"dims": self.n_truth, "pred": self.n_pred, "det_recall": self.detect_recall,
+               "det_precision": self.detect_precision, "value_acc": self.value_accuracy,
+               "value_f1": self.value_f1, "full_f1": self.full_f1, "misfiled": self.misfiled}  # fmt: skip
+        for key, c in self.other.items():
+            out[f"{key}_truth"], out[f"{key}_pred"], out[f"{key}_tp"], out[f"{key}_full"] = (
+                c["truth"], c["pred"], c["tp"], c["full"])  # fmt: skip
+        return out
+
     def summary_line(self) -> str:
         return f"value_f1={self.value_f1:.3f} full_f1={self.full_f1:.3f} n_truth={self.n_truth} n_pred={self.n_pred}"
+
+
+def gdt_match(p: dict, t: dict) -> bool:
+    return (
+        p["characteristic"] == t["characteristic"]
+        and abs(p["tolerance"] - t["tolerance"]) <= EPS
+        and boxes_match(p["bbox"], t["bbox"])
+    )
+
+
+def gdt_full(p: dict, t: dict) -> bool:
+    return (
+        gdt_match(p, t)
+        and p.get("zone") == t.get("zone")
+        and sorted(p.get("modifiers", [])) == sorted(t.get("modifiers", []))
+        and list(p.get("datums", [])) == list(t.get("datums", []))
+    )
+
+
+def datum_match(p: dict, t: dict) -> bool:
+    return p["label"] == t["label"] and boxes_match(p["bbox"], t["bbox"])
+
+
+def finish_match(p: dict, t: dict) -> bool:
+    same = p["parameter"] == t["parameter"] and abs(p["value"] - t["value"]) <= EPS
+    return same and boxes_match(p["bbox"], t["bbox"])
+
+
+_OTHER_RULES = (("gdt", gdt_match, gdt_full), ("datums", datum_match, datum_match),
+                ("surface_finish", finish_match, finish_match))  # fmt: skip
+
+
+def load_truth(path: Path) -> dict:
+    """A truth file: the contract's JSON, or LabelMe JSON."""
+    from dimflow import labelme
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ScoreInputError(f"{path}: not a readable JSON result ({exc})") from exc
+    if labelme.is_labelme(doc):
+        try:
+            return labelme.to_truth(doc, str(path))
+        except labelme.LabelError as exc:
+            raise ScoreInputError(str(exc)) from exc
+    return load_result(path)
 
 
 def load_result(path: Path) -> dict:
@@ -137,12 +229,16 @@ def score_dirs(pred_dir: Path, truth_dir: Path) -> Score:
         raise ScoreInputError(f"{truth_dir}: no truth files (*.json) found")
     score = Score()
     for tf in truth_files:
-        truth = load_result(tf)
+        truth = load_truth(tf)
         pf = pred_dir / tf.name
         if pf.exists():
-            preds = load_result(pf)["dimensions"]
+            pred = load_result(pf)
         else:
-            preds = []
+            pred = {"dimensions": []}
             score.missing.append(tf.name)
-        score.add(preds, truth["dimensions"])
+        one = Score()
+        for s in (score, one):
+            s.add(pred["dimensions"], truth["dimensions"])
+            s.add_other(pred, truth)
+        score.per_drawing[tf.stem] = one.row()
     return score

@@ -1,4 +1,4 @@
-"""The text layer of real CAD-exported PDFs (../shared/samples/real): exact strings, boxes in the
+"""The text layer of real CAD-exported PDFs (samples/real, shipped): exact strings, boxes in the
 rendered page's pixels, reading angles; no text layer on a raster PDF; rotated pages left to OCR."""
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from PIL import Image
 from dimflow.inputs import BadInput
 from dimflow.pdftext import page_text
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "samples" / "real"
+REAL = Path(__file__).resolve().parents[2] / "samples" / "real"
 DPI = 200
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/samples/real is not beside the checkout")
 
 
 def _render(path: Path) -> np.ndarray:
@@ -27,7 +26,6 @@ def _render(path: Path) -> np.ndarray:
         pdf.close()
 
 
-@needs_real
 @pytest.mark.parametrize(("name", "text", "angle"), [("Aufspannung.PDF", "3.40 ±0.10", 0),
                                                       ("Aufspannung.PDF", "R8.05", 90),
                                                       ("Elevator_bottom.PDF", "10.00 max.", 90),
@@ -47,7 +45,6 @@ def test_a_real_sheets_callouts_come_out_exact_with_boxes_on_their_ink(name: str
     assert (gray[y0:y1, x0:x1] < 200).mean() > max(0.08, 2.5 * ink), run  # the box sits on the string's ink
 
 
-@needs_real
 def test_every_real_sheet_has_a_text_layer_read_in_milliseconds() -> None:
     for path in sorted(REAL.glob("*.PDF")):
         runs = page_text(path.read_bytes(), 0, DPI)
