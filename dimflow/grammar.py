@@ -23,6 +23,11 @@ Conventions (documented because the contract leaves them open):
 * Counts: ``4x Ø6`` (``x``, then one space).
 * Reference dimensions: ``(25.5)``; the parentheses stay in the text and
   `Callout.reference` is set.
+* Limits written on one line, smaller first as SOLIDWORKS does (``Ø5.8-5.85``): the same limit
+  dimension as ``Ø5.85/5.8``. A hyphen followed by a *smaller* number is refused (it would be a
+  one-sided deviation written without its space).
+* One-sided limits: ``10.00 MAX`` (``max.``, ``MAX.``) -> upper 0.0, lower null (nothing may be
+  larger); ``6.00 MIN`` -> lower 0.0, upper null.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ class ToleranceStyle(StrEnum):
     SYMMETRIC = "symmetric"
     DEVIATION = "deviation"
     LIMITS = "limits"
+    MAX = "max"
+    MIN = "min"
 
 
 class GrammarError(ValueError):
@@ -158,7 +165,8 @@ _HEAD_RE = re.compile(
 )
 _SYM_RE = re.compile(rf"±(?P<tol>{_NUM})°?")
 _DEV_RE = re.compile(rf" ?\(?(?P<a>[+\-]?{_NUM})°?(?:/| )(?P<b>[+\-]?{_NUM})°?\)?")
-_LIMIT_RE = re.compile(rf"(?:/| )(?P<low>{_NUM})°?")
+_LIMIT_RE = re.compile(rf"(?:/| |-)(?P<low>{_NUM})°?")
+_MAXMIN_RE = re.compile(r" ?(?P<which>MAX|MIN)\.?", re.I)
 _FIT_TAIL_RE = re.compile(rf" ?(?P<fit>{_FIT}(?:[/ ]{_FIT})?)(?![\d.])")  # "H7/g6", stacked "H7 g6"
 
 
@@ -236,10 +244,18 @@ def _parse(s: str) -> Callout:
         upper, lower = (a, b) if a >= b else (b, a)
         style = ToleranceStyle.DEVIATION
         rest = rest[m.end() :]
+    elif m := _MAXMIN_RE.fullmatch(rest):
+        if m["which"].upper() == "MAX":
+            upper, style = Decimal(0), ToleranceStyle.MAX
+        else:
+            lower, style = Decimal(0), ToleranceStyle.MIN
+        rest = ""
     elif fit is None and (m := _LIMIT_RE.match(rest)):
         other = Decimal(m["low"])
         if other == nominal:
             raise GrammarError("limit dimension with equal limits")
+        if rest.startswith("-") and other < nominal:
+            raise GrammarError(f"{rest!r} after {nominal} is neither a limit nor a deviation")
         hi, lo = (nominal, other) if nominal > other else (other, nominal)
         nominal, upper, lower = hi, Decimal(0), lo - hi
         style = ToleranceStyle.LIMITS
@@ -303,6 +319,8 @@ def format_callout(c: Callout) -> str:
         head += f"±{format_number(c.upper)}{deg}"
     elif c.tolerance is ToleranceStyle.DEVIATION and c.upper is not None and c.lower is not None:
         head += f" {format_signed(c.upper, deg)}/{format_signed(c.lower, deg)}"
+    elif c.tolerance in (ToleranceStyle.MAX, ToleranceStyle.MIN):
+        head += f" {c.tolerance.value.upper()}"
     elif c.tolerance is ToleranceStyle.LIMITS and c.lower is not None:
         # nominal is the upper limit; keep digits of the written lower limit
         head = head.removesuffix(deg) + f"{deg}/{format_number(c.nominal + c.lower)}{deg}"

@@ -28,6 +28,8 @@ class TextRun:
     text: str
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in the page rendered at `dpi`, origin top left
     angle: int  # reading direction in degrees, counter-clockwise, to the nearest 90 (0: left to right)
+    tilt: float = 0.0  # the same, exact (a callout along a leader at 45 degrees: 45.0 or 315.0)
+    size: float = 0.0  # the text's height across its reading direction, in pixels
 
 
 def page_text(data: bytes, page_index: int, dpi: float) -> list[TextRun] | None:
@@ -54,6 +56,7 @@ def _runs(page: pdfium.PdfPage, scale: float) -> list[TextRun]:
         rects = [tp.get_rect(i) for i in range(tp.count_rects())]
         chars: list[list[str]] = [[] for _ in rects]
         angles: list[list[float]] = [[] for _ in rects]
+        sides: list[list[float]] = [[] for _ in rects]
         for ci in range(tp.count_chars()):
             code = pdfium_c.FPDFText_GetUnicode(tp.raw, ci)
             if code in _SKIP or pdfium_c.FPDFText_IsGenerated(tp.raw, ci) == 1:
@@ -65,16 +68,25 @@ def _runs(page: pdfium.PdfPage, scale: float) -> list[TextRun]:
                     chars[k].append(chr(code))
                     if code != 0x20:
                         angles[k].append(math.degrees(pdfium_c.FPDFText_GetCharAngle(tp.raw, ci)))
+                        sides[k].append(max(right - left, top - bottom))
                     break
     finally:
         tp.close()
     runs = []
-    for (left, bottom, right, top), text, ang in zip(rects, chars, angles, strict=True):
+    for (left, bottom, right, top), text, ang, side in zip(rects, chars, angles, sides, strict=True):
         text = " ".join("".join(text).split())
         if not text:
             continue
-        clockwise = round(sorted(ang)[len(ang) // 2] / 90) * 90 if ang else 0  # PDFium measures clockwise
-        angle = (360 - clockwise) % 360
+        exact = sorted(ang)[len(ang) // 2] if ang else 0.0  # PDFium measures clockwise
+        tilt = round((360 - exact) % 360, 1) % 360
+        angle = (360 - round(exact / 90) * 90) % 360
         box = (left * scale, (height - top) * scale, right * scale, (height - bottom) * scale)
-        runs.append(TextRun(text=text, box=tuple(round(v, 1) for v in box), angle=angle))
+        if angle == tilt % 360 and angle in (0, 180):
+            size = (top - bottom) * scale
+        elif angle == tilt % 360:
+            size = (right - left) * scale
+        else:  # a tilted run: its characters' boxes, corner to corner, are about the text's height
+            size = 0.85 * sorted(side)[len(side) // 2] * scale
+        runs.append(TextRun(text=text, box=tuple(round(v, 1) for v in box), angle=angle, tilt=tilt,
+                            size=round(size, 1)))  # fmt: skip
     return runs
