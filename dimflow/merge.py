@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from dimflow.records import STAGES, Box, Detections, PageRef, Readings, Strokes
-from dimflow.schema import Dimension, DrawingResult, ImageSize, TextItem
+from dimflow.schema import Dimension, DrawingResult, ImageSize, TextItem, TitleBlock
 
 GEOMETRY = {0: 0.5, 1: 0.8}  # confidence factor by dimension strokes near a callout; 2 or more: 1.0
 GEOMETRY_UNCHECKED = 0.7  # the page was not segmented: the geometry neither vouches nor objects
@@ -72,7 +72,9 @@ def merge(
     """Pair each callout box with its reading's fields, tie it to its dimension lines, and sort
     out what is not a dimension into `texts`. `cached` names the stages served from cache."""
     t0 = time.perf_counter()
-    title_blocks = [b for b in found.boxes if b.cls == 2]
+    # a page read from its text layer has its title block from the layer's labels and cells; the
+    # detector's title-block box only fences OCR readings
+    title_blocks = [b for b in found.boxes if b.cls == 2] if readings.source == "ocr" else []
     dims: list[Dimension] = []
     texts: list[TextItem] = []
     for r in readings.items:
@@ -103,4 +105,17 @@ def merge(
         dimensions=dims,
         texts=texts,
         timings_ms=timings,
+        gdt=[g.model_copy(update={"id": f"g{i}"}) for i, g in enumerate(readings.gdt, 1)],
+        datums=readings.datums,
+        surface_finish=readings.surface_finish,
+        title_block=readings.title_block or _detected_title_block(found),
+        text_source=readings.source,
     )
+
+
+def _detected_title_block(found: Detections) -> TitleBlock | None:
+    boxes = sorted((b for b in found.boxes if b.cls == 2), key=lambda b: -b.score)
+    if not boxes:
+        return None
+    b = boxes[0]
+    return TitleBlock(bbox=(round(b.x0, 1), round(b.y0, 1), round(b.x1, 1), round(b.y1, 1)))

@@ -5,9 +5,8 @@ pixels: reading it back is exact where OCR guesses, and costs milliseconds. Runs
 own segmentation (one per string it draws together: `3.40 ±0.10`, a stacked tolerance's `+0.02`
 and `0.00` apart); each gets its box in the rendered page's pixels (the same frame the detector's
 boxes are in) and its reading angle, so rotated callouts along a leader are known as rotated.
-A scan or a raster saved as PDF has no text layer: `page_text` then returns an empty list and the
-pipeline reads the page with OCR. This is the reader's first input for issue 11 (vector PDFs read
-exactly); it is not wired into the stages yet.
+A scan or a raster saved as PDF has no text layer (or only a scanner's invisible OCR layer, which
+is ignored): `page_text` then returns an empty list and the pipeline reads the page with OCR.
 """
 
 from __future__ import annotations
@@ -44,9 +43,21 @@ def page_text(data: bytes, page_index: int, dpi: float) -> list[TextRun] | None:
             page = pdf[page_index]
             if page.get_rotation() % 360:
                 return None
+            if _scanned(page):
+                return []
             return _runs(page, dpi / 72.0)
         finally:
             pdf.close()
+
+
+def _scanned(page: pdfium.PdfPage) -> bool:
+    """An image covers most of the page: a scan, whose text (a stamp, a header) is not the drawing's."""
+    width, height = page.get_size()
+    for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2):
+        left, bottom, right, top = obj.get_bounds()
+        if (right - left) * (top - bottom) > 0.5 * width * height:
+            return True
+    return False
 
 
 def _runs(page: pdfium.PdfPage, scale: float) -> list[TextRun]:
@@ -61,6 +72,9 @@ def _runs(page: pdfium.PdfPage, scale: float) -> list[TextRun]:
             code = pdfium_c.FPDFText_GetUnicode(tp.raw, ci)
             if code in _SKIP or pdfium_c.FPDFText_IsGenerated(tp.raw, ci) == 1:
                 continue
+            obj = pdfium_c.FPDFText_GetTextObject(tp.raw, ci)
+            if obj and pdfium_c.FPDFTextObj_GetTextRenderMode(obj) == pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE:
+                continue  # a scanner's OCR layer under its image: not what the sheet shows
             left, bottom, right, top = tp.get_charbox(ci)
             cx, cy = (left + right) / 2, (bottom + top) / 2
             for k, (rl, rb, rr, rt) in enumerate(rects):  # the run PDFium drew this character in

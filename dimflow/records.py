@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from dimflow.schema import CalloutFields
+from dimflow.schema import CalloutFields, DatumSymbol, FeatureControlFrame, SurfaceFinish, TitleBlock
 
 CLASSES = ("dimension", "text", "title_block")  # the detector's box classes, in its label order
 STROKE_CLASSES = ("contour", "dimension", "text", "other")  # the segmenter's stroke classes
@@ -56,6 +57,7 @@ class PageRef(_Record):
     dpi: float | None
     width: int = Field(ge=1)
     height: int = Field(ge=1)
+    text_key: str | None = None  # storage key of the page's PDF text layer (JSON runs); None: read by OCR
 
     @property
     def suffix(self) -> str:
@@ -83,8 +85,16 @@ class Reading(_Record):
 
 
 class Readings(_Record):
+    """A page's readings; a page read from its PDF text layer also brings the frames, datums,
+    roughness values and title block found there."""
+
     items: list[Reading]
     elapsed_ms: float = 0.0
+    source: Literal["ocr", "pdf_text"] = "ocr"
+    gdt: list[FeatureControlFrame] = Field(default_factory=list)
+    datums: list[DatumSymbol] = Field(default_factory=list)
+    surface_finish: list[SurfaceFinish] = Field(default_factory=list)
+    title_block: TitleBlock | None = None
 
 
 class Strokes(_Record):

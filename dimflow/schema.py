@@ -114,6 +114,9 @@ class DrawingResult(_Strict):
     datums: list[DatumSymbol] = Field(default_factory=list)
     surface_finish: list[SurfaceFinish] = Field(default_factory=list)
     title_block: TitleBlock | None = None
+    # beyond the contract (which allows added fields): how the page's text was read, the PDF's text
+    # layer ("pdf_text": exact strings) or OCR ("ocr": scans, rasters, PDFs without one)
+    text_source: Literal["ocr", "pdf_text"] | None = None
 
     def to_json(self) -> str:
         """Stable JSON (sorted keys): byte-identical for identical results."""
@@ -127,6 +130,8 @@ class DrawingResult(_Strict):
                     item.pop(optional)
         if data["title_block"] is not None and data["title_block"].get("bbox") is None:
             data["title_block"].pop("bbox", None)
+        if data["text_source"] is None:
+            data.pop("text_source")
         return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
 
     def content_hash(self) -> str:

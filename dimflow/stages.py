@@ -7,8 +7,10 @@ timings are the stages' own (and still known when a stage was served from cache)
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,13 +22,16 @@ from dimflow import inputs
 from dimflow.champions import ModelSet
 from dimflow.grammar import GrammarError, parse
 from dimflow.merge import merge
+from dimflow.pdftext import TextRun, page_text
 from dimflow.records import Box, Detections, PageRef, Reading, Readings, Strokes
 from dimflow.schema import CalloutFields, DrawingResult
 from dimflow.storage import S3Storage, Storage
 
 # bump when inference code changes what a stage returns for the same model files: cached stage
 # results are keyed on it together with the input's hash and the model versions
-INFERENCE_VERSION = "5"
+INFERENCE_VERSION = "6"  # 6: PDF pages with a text layer are read from it
+TEXT_LAYER = 0.97  # a text-layer callout's reading belief: exact strings, assembled from runs
+TEXT_LAYER_INFERRED = 0.9  # ... with a diameter sign found drawn beside it
 CROP_PAD_PX = 4  # the reader was trained on crops padded this much around the text (dimflow.synth.dataset)
 
 
@@ -68,6 +73,7 @@ def load(
     name, data = fetch(source, store, limits)
     pages = inputs.load_pages(data, name, limits)
     digest = inputs.content_hash(data)
+    is_pdf = inputs.sniff(data, name) == "pdf"
     refs = []
     for page in pages:
         buf = io.BytesIO()
@@ -75,13 +81,25 @@ def load(
         png = buf.getvalue()
         key = f"pages/{digest}/{page.number}-{hashlib.sha256(png).hexdigest()[:16]}.png"
         store.put(key, png, "image/png")
+        text_key = None
+        if is_pdf and page.dpi and (runs := page_text(data, page.number - 1, page.dpi)):
+            blob = json.dumps([dataclasses.asdict(r) for r in runs], ensure_ascii=False).encode()
+            text_key = f"pages/{digest}/{page.number}-{hashlib.sha256(blob).hexdigest()[:16]}-text.json"
+            store.put(text_key, blob, "application/json")
         refs.append(
             PageRef(drawing_id=digest, source=source, page=page.number, n_pages=page.n_pages, key=key,
-                    dpi=page.dpi, width=int(page.gray.shape[1]), height=int(page.gray.shape[0]))
+                    dpi=page.dpi, width=int(page.gray.shape[1]), height=int(page.gray.shape[0]), text_key=text_key)
         )  # fmt: skip
         if on_page is not None:  # a worker keeps the decoded pixels rather than decode its own PNG again
             on_page(refs[-1], page.gray)
     return refs
+
+
+def page_runs(store: Storage, page: PageRef) -> list[TextRun] | None:
+    """A stored page's PDF text layer, or None for a page OCR reads."""
+    if page.text_key is None:
+        return None
+    return [TextRun(**{**r, "box": tuple(r["box"])}) for r in json.loads(store.get(page.text_key))]
 
 
 def page_pixels(store: Storage, page: PageRef) -> np.ndarray:
@@ -180,13 +198,47 @@ def interpret(box: Box, raw: str, confidence: float) -> Reading:
     return Reading(box=box, raw=raw, confidence=confidence, error=error)
 
 
-def read(models: ModelSet, gray: np.ndarray, found: Detections) -> Readings:
-    return read_many(models, [gray], [found])[0]
+def read(models: ModelSet, gray: np.ndarray, found: Detections, runs: list[TextRun] | None = None) -> Readings:
+    return read_many(models, [gray], [found], [runs])[0]
 
 
-def read_many(models: ModelSet, grays: list[np.ndarray], found: list[Detections]) -> list[Readings]:
-    """Callout boxes through the trained reader and the grammar, text boxes through the text engine;
-    the crops of every page in one batch go through each model together, turned upright first."""
+def read_text_layer(gray: np.ndarray, found: Detections, runs: list[TextRun]) -> Readings:
+    """A page with a PDF text layer: its exact strings sorted into callouts, frames, datums,
+    roughness values, title block and text (`dimflow.textlayer`), no OCR."""
+    from dimflow.textlayer import read_sheet
+
+    t0 = time.perf_counter()
+    hint = max((b for b in found.boxes if b.cls == 2), key=lambda b: b.score, default=None)
+    sheet = read_sheet(runs, gray, (hint.x0, hint.y0, hint.x1, hint.y1) if hint else None)
+    items = []
+    for c in sheet.callouts:
+        # exact text; the belief left is in how its runs were put together (a drawn Ø inferred)
+        conf = TEXT_LAYER_INFERRED if c.inferred_sign else TEXT_LAYER
+        box = Box(0, *c.box, score=1.0)
+        items.append(Reading(box=box, raw=c.text, confidence=conf, fields=c.fields, error=c.error))
+    for text, box in sheet.texts:
+        items.append(Reading(box=Box(1, *box, score=1.0), raw=text, confidence=1.0))
+    return Readings(items=items, elapsed_ms=_ms_since(t0), source="pdf_text", gdt=sheet.gdt, datums=sheet.datums,
+                    surface_finish=sheet.surface_finish, title_block=sheet.title_block)  # fmt: skip
+
+
+def read_many(
+    models: ModelSet, grays: list[np.ndarray], found: list[Detections], runs: list[list[TextRun] | None] | None = None
+) -> list[Readings]:
+    """Pages with a PDF text layer are read from it; the others' callout boxes go through the
+    trained reader and the grammar, their text boxes through the text engine (the crops of every
+    such page in one batch go through each model together, turned upright first)."""
+    runs = runs if runs is not None else [None] * len(grays)
+    layered = {i: read_text_layer(grays[i], found[i], r) for i, r in enumerate(runs) if r}
+    if len(layered) == len(grays):
+        return [layered[i] for i in range(len(grays))]
+    ocr = [i for i in range(len(grays)) if i not in layered]
+    read = _read_ocr(models, [grays[i] for i in ocr], [found[i] for i in ocr])
+    by_page = dict(zip(ocr, read, strict=True)) | layered
+    return [by_page[i] for i in range(len(grays))]
+
+
+def _read_ocr(models: ModelSet, grays: list[np.ndarray], found: list[Detections]) -> list[Readings]:
     t0 = time.perf_counter()
 
     def cut(i: int, b: Box) -> np.ndarray:
@@ -226,10 +278,12 @@ def process_page(
     gray: np.ndarray,
     page: PageRef,
     use_segmenter: bool = True,
+    runs: list[TextRun] | None = None,
 ) -> DrawingResult:
-    """All stages in one call (the benchmarks and GPU checks use it; the flows run them as tasks)."""
+    """All stages in one call (the benchmarks and GPU checks use it; the flows run them as tasks);
+    `runs`: the page's PDF text layer, if it has one."""
     found = detect(models, gray, page.dpi)
-    readings = read(models, gray, found)
+    readings = read(models, gray, found, runs)
     strokes = segment(models, gray) if use_segmenter else None
     return merge(page, found, readings, strokes, models.refs)
 

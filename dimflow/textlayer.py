@@ -134,7 +134,8 @@ def _largest_cluster(cells: dict[int, Box], gap: float = 12.0) -> dict[int, Box]
     for a in keys:
         for b in keys:
             ca, cb = cells[a], cells[b]
-            if a < b and ca[0] - gap <= cb[2] and cb[0] - gap <= ca[2] and ca[1] - gap <= cb[3] and cb[1] - gap <= ca[3]:
+            near = ca[0] - gap <= cb[2] and cb[0] - gap <= ca[2] and ca[1] - gap <= cb[3] and cb[1] - gap <= ca[3]
+            if a < b and near:
                 group[root(a)] = root(b)
     sizes: dict[int, int] = {}
     for k in keys:

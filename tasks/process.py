@@ -75,7 +75,7 @@ def _stage_key(stage: str):
     def key(context, parameters: dict[str, Any]) -> str:
         pages = parameters["page"] if "page" in parameters else parameters["pages"]
         pages = [pages] if isinstance(pages, PageRef) else pages
-        held = ",".join(f"{p.key}@{p.dpi}" for p in pages)  # a page key holds its pixels' hash
+        held = ",".join(f"{p.key}@{p.dpi}+{p.text_key}" for p in pages)  # page keys hold their content's hash
         digest = hashlib.sha256(f"{held}|{parameters['models']}|{stages.INFERENCE_VERSION}".encode()).hexdigest()
         return f"{stage}-{digest[:40]}"
 
@@ -100,6 +100,9 @@ def _detect(page: PageRef, storage: str | None) -> Detections:
 
 def _read(page: PageRef, found: Detections, storage: str | None) -> Readings:
     gray = _pixels(storage, page)
+    runs = stages.page_runs(resolve_storage(storage), page)
+    if runs:  # the text layer needs no model: no turn to wait for
+        return stages.read_text_layer(gray, found, runs)
     with devices.model_turn():
         return stages.read(champions.loaded_models(), gray, found)
 
@@ -177,7 +180,9 @@ def read_pages(
     pages: list[PageRef], found: list[Detections], models: str, storage: str | None = None
 ) -> list[Readings]:
     """A batch flow's callout and text crops through the readers together."""
-    return stages.read_many(champions.loaded_models(), [_pixels(storage, p) for p in pages], found)
+    store = resolve_storage(storage)
+    runs = [stages.page_runs(store, p) for p in pages]
+    return stages.read_many(champions.loaded_models(), [_pixels(storage, p) for p in pages], found, runs)
 
 
 @task(cache_policy=NO_CACHE)

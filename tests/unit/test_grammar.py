@@ -198,6 +198,10 @@ def callouts(draw: st.DrawFn) -> Callout:
         if up == lo:
             up = up + Decimal("0.01")
         kw |= {"upper": up, "lower": lo}
+    elif style is ToleranceStyle.MAX:
+        kw["upper"] = Decimal(0)
+    elif style is ToleranceStyle.MIN:
+        kw["lower"] = Decimal(0)
     elif style is ToleranceStyle.LIMITS:
         nominal = nominal + Decimal(1)
         low = nominal - draw(decimals(2, 0, 1)).min(nominal / 2)
@@ -241,3 +245,22 @@ def test_ocr_variants_parse_to_same_fields(c: Callout, data: st.DataObject) -> N
 def test_normalise_is_idempotent(c: Callout) -> None:
     text = format_callout(c)
     assert normalise(normalise(text)) == normalise(text) == text
+
+
+@pytest.mark.parametrize(
+    ("raw", "text", "upper", "lower", "nominal"),
+    [
+        ("10.00 max.", "10.00 MAX", 0.0, None, 10.0),
+        ("Ø6.00 min.", "Ø6.00 MIN", None, 0.0, 6.0),
+        ("4xØ5.8-5.85", "4x Ø5.85/5.80", 0.0, -0.05, 5.85),  # SOLIDWORKS' one-line limits, smaller first
+        ("R11.30/11.20", "R11.30/11.20", 0.0, -0.1, 11.3),
+    ],
+)
+def test_one_sided_and_one_line_limits(raw, text, upper, lower, nominal):
+    f = parse(raw).fields()
+    assert (f["text"], f["upper"], f["lower"], f["nominal"]) == (text, upper, lower, nominal)
+
+
+def test_a_hyphen_before_a_smaller_number_is_refused():
+    with pytest.raises(GrammarError, match="neither a limit nor a deviation"):
+        parse("12-0.1")

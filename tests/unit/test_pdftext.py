@@ -63,3 +63,27 @@ def test_a_raster_pdf_has_no_text_layer_and_a_rotated_page_is_left_to_ocr() -> N
     assert page_text(out.getvalue(), 0, DPI) is None
     with pytest.raises(BadInput):
         page_text(b"%PDF-1.7 garbage", 0, DPI)
+
+
+def test_a_scan_with_a_text_stamp_is_left_to_ocr() -> None:
+    """A scanned sheet saved as PDF with a typed stamp: its text is not the drawing's."""
+    import pypdfium2.raw as pdfium_c
+
+    scan = io.BytesIO()
+    Image.new("L", (800, 600), 255).save(scan, format="PDF", resolution=100.0)
+    pdf = pdfium.PdfDocument(scan.getvalue())
+    page = pdf[0]
+    font = pdfium_c.FPDFText_LoadStandardFont(pdf.raw, b"Helvetica")
+    text = pdfium_c.FPDFPageObj_CreateTextObj(pdf.raw, font, 12.0)
+    word = "APPROVED 12.5"
+    buf = (pdfium_c.FPDF_WCHAR * (len(word) + 1))(*[ord(c) for c in word], 0)
+    pdfium_c.FPDFText_SetText(text, buf)
+    pdfium_c.FPDFPageObj_Transform(text, 1, 0, 0, 1, 50, 50)
+    pdfium_c.FPDFPage_InsertObject(page.raw, text)
+    pdfium_c.FPDFPage_GenerateContent(page.raw)
+    out = io.BytesIO()
+    pdf.save(out)
+    data = out.getvalue()
+    pdf2 = pdfium.PdfDocument(data)
+    assert "APPROVED" in pdf2[0].get_textpage().get_text_bounded()  # the stamp is in the text layer
+    assert page_text(data, 0, DPI) == []
