@@ -68,6 +68,7 @@ def _runs(page: pdfium.PdfPage, scale: float) -> list[TextRun]:
         chars: list[list[str]] = [[] for _ in rects]
         angles: list[list[float]] = [[] for _ in rects]
         sides: list[list[float]] = [[] for _ in rects]
+        inked: list[list[tuple[float, float, float, float]]] = [[] for _ in rects]  # boxes of non-space chars
         for ci in range(tp.count_chars()):
             code = pdfium_c.FPDFText_GetUnicode(tp.raw, ci)
             if code in _SKIP or pdfium_c.FPDFText_IsGenerated(tp.raw, ci) == 1:
@@ -83,14 +84,20 @@ def _runs(page: pdfium.PdfPage, scale: float) -> list[TextRun]:
                     if code != 0x20:
                         angles[k].append(math.degrees(pdfium_c.FPDFText_GetCharAngle(tp.raw, ci)))
                         sides[k].append(max(right - left, top - bottom))
+                        inked[k].append((left, bottom, right, top))
                     break
     finally:
         tp.close()
     runs = []
-    for (left, bottom, right, top), text, ang, side in zip(rects, chars, angles, sides, strict=True):
+    for rect, text, ang, side, ink in zip(rects, chars, angles, sides, inked, strict=True):
         text = " ".join("".join(text).split())
-        if not text:
+        if not text or not ink:
             continue
+        # the run's box around its characters, not PDFium's rectangle (which spans a trailing space)
+        left, bottom = min(b[0] for b in ink), min(b[1] for b in ink)
+        right, top = max(b[2] for b in ink), max(b[3] for b in ink)
+        if rect[3] - rect[1] > top - bottom:  # keep the font's line height: ascenders, descenders
+            bottom, top = rect[1], rect[3]
         exact = sorted(ang)[len(ang) // 2] if ang else 0.0  # PDFium measures clockwise
         tilt = round((360 - exact) % 360, 1) % 360
         angle = (360 - round(exact / 90) * 90) % 360

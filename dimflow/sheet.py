@@ -96,7 +96,7 @@ def has_glyph(mask: np.ndarray, region: Box, height: float) -> bool:
     """Whether a region of a horizontal line of text (a slot before a value) holds a drawn
     character about as tall as the text (`height`): a diameter sign a CAD export strokes instead
     of writing. Lines that cross the slot (leaders, extension lines) are not glyphs: the ink must
-    sit inside the slot with paper around it."""
+    sit inside the slot with paper above, below and before it."""
     import cv2
 
     x0, y0, x1, y1 = (round(v) for v in region)
@@ -107,7 +107,8 @@ def has_glyph(mask: np.ndarray, region: Box, height: float) -> bool:
     n, _, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
     for i in range(1, n):
         x, y, w, hh, _area = stats[i]
-        touches = x == 0 or y == 0 or x + w >= sub.shape[1] or y + hh >= sub.shape[0]
+        # the slot's right side adjoins the value, which a tightly set sign may touch
+        touches = x == 0 or y == 0 or y + hh >= sub.shape[0]
         if not touches and 0.6 * height <= hh <= 1.4 * height and 0.5 * height <= w <= 1.4 * height:
             return True
     return False

@@ -357,18 +357,23 @@ def _assemble(parts: list[_Part], head: _Part, free: set[int], mask: np.ndarray)
     used = [head]
     after = [p for p in same if _follows(p, head)]  # stacked deviations, fit classes, their signs
     # a stacked limit pair: the other value right above or below the head, aligned with it
-    twin = [p for p in same if _VALUE.search(p.run.text) and abs(p.u0 - head.u0) < 0.6 * s
+    twin = [p for p in same if _VALUE.search(p.run.text)
+            and (abs(p.u0 - head.u0) < 0.6 * s or abs(p.u1 - head.u1) < 0.6 * s)
             and (0 <= p.v0 - head.v1 < 0.6 * s or 0 <= head.v0 - p.v1 < 0.6 * s)]  # fmt: skip
     before = [p for p in same if head.u0 - 3.0 * s <= p.u1 <= head.u0 + 0.2 * s
               and p.v1 > head.v0 + 0.2 * s and p.v0 < head.v1 - 0.2 * s]  # fmt: skip
     text = head.run.text
+    glyph_at = [head]  # where a drawn diameter sign would sit: before the value (either limit's)
     if twin and not after:
         other = twin[0]
         upper, lower = (other, head) if other.v0 < head.v0 else (head, other)
         text = f"{upper.run.text}/{lower.run.text}"
         used.append(other)
-        head = _Part(-1, head.run, min(head.u0, other.u0), max(head.u1, other.u1), min(head.v0, other.v0),
-                     max(head.v1, other.v1))  # fmt: skip
+        glyph_at = [upper, lower]
+        merged = _Part(-1, head.run, min(head.u0, other.u0), max(head.u1, other.u1), min(head.v0, other.v0),
+                       max(head.v1, other.v1))  # fmt: skip
+        before = [p for p in same if p.i != other.i and merged.u0 - 3.0 * s <= p.u1 <= merged.u0 + 0.2 * s
+                  and p.v1 > merged.v0 + 0.2 * s and p.v0 < merged.v1 - 0.2 * s]  # fmt: skip
     elif after:
         values = sorted((p for p in after if p.run.text not in _SIGNS), key=lambda p: p.v0)
         signs = [p for p in after if p.run.text in _SIGNS]
@@ -389,8 +394,13 @@ def _assemble(parts: list[_Part], head: _Part, free: set[int], mask: np.ndarray)
     left = None
     for p in sorted(before, key=lambda p: -p.u1):
         t = p.run.text.strip()
-        if t.upper() in ("R", "SR", "Ø", "SØ", "M") and not prefix:
-            prefix = t.upper()
+        if t == "(" and not prefix:  # a reference dimension's bracket, the sign drawn after it
+            prefix = "("
+            used.append(p)
+            left = left or p
+        elif t.upper() in ("R", "SR", "Ø", "SØ", "M") and not prefix.strip("("):
+            prefix = t.upper() + prefix.removeprefix("(") if prefix == "(" else t.upper()
+            prefix = ("(" if "(" in [q.run.text for q in used] else "") + prefix.lstrip("(")
             used.append(p)
             left = left or p
         elif _COUNT.match(t):
@@ -401,9 +411,10 @@ def _assemble(parts: list[_Part], head: _Part, free: set[int], mask: np.ndarray)
         else:
             break
     inferred = False
-    if "Ø" not in text and "Ø" not in prefix and not text[:1].isalpha() and _diameter_drawn(mask, head, left):
-        prefix = prefix + "Ø"
-        inferred = True
+    if "Ø" not in text and "Ø" not in prefix and not text[:1].isalpha():
+        if any(_diameter_drawn(mask, g, left) for g in glyph_at):
+            prefix = prefix + "Ø"
+            inferred = True
     return (prefix + text).strip(), used, inferred
 
 
