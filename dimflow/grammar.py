@@ -153,7 +153,7 @@ def _canon(raw: str) -> str:
 
 # ---------------------------------------------------------------- parsing
 
-_CHAMFER_RE = re.compile(rf"(?:(?P<count>\d+) ?x ?)?(?P<len>{_NUM}) ?[xX*] ?(?P<ang>{_NUM})°")
+_CHAMFER_RE = re.compile(rf"(?:(?P<count>\d+) ?[xX] ?)?(?P<len>{_NUM}) ?[xX*] ?(?P<ang>{_NUM})°")
 _COUNT_RE = re.compile(r"(?P<count>\d+) ?[xX*] ?(?=[ØRMC(\d])")
 _HEAD_RE = re.compile(
     rf"(?P<thread>M(?P<tnom>{_NUM})(?: ?[xX*] ?(?P<pitch>{_NUM}))?(?:[- ](?P<tclass>\d[a-hA-H]{{1,2}}))?)"

@@ -342,11 +342,14 @@ def _same_tilt(a: _Part, b: _Part) -> bool:
     return abs((a.run.tilt - b.run.tilt + 180) % 360 - 180) < 5
 
 
+_STACKED = re.compile(r"^\(?[+\-±]?\s*(\d+([.,]\d+)?|[.,]\d+)\)?$|^[A-Za-z]{1,2}\d{1,2}$|^[+\-±]$")
+
+
 def _follows(p: _Part, head: _Part) -> bool:
     """`p` sits where a stacked deviation or fit class of `head` is written: just after it, within
-    its height."""
+    its height, and says what such a part says (a signed number, a fit class, a sign)."""
     s = head.s
-    return (_same_tilt(p, head) and head.u1 - 0.3 * s <= p.u0 <= head.u1 + 2.0 * s
+    return (_same_tilt(p, head) and _STACKED.match(p.run.text.strip()) is not None and head.u1 - 0.3 * s <= p.u0 <= head.u1 + 2.0 * s
             and p.v1 > head.v0 - 0.45 * s and p.v0 < head.v1 + 0.45 * s and p.s <= 1.1 * s)  # fmt: skip
 
 
@@ -418,6 +421,13 @@ def _assemble(parts: list[_Part], head: _Part, free: set[int], mask: np.ndarray)
     return (prefix + text).strip(), used, inferred
 
 
+def _fields(text: str) -> tuple[CalloutFields | None, str | None]:
+    try:
+        return CalloutFields(**parse(text).fields()), None
+    except GrammarError as exc:
+        return None, str(exc)
+
+
 def read_sheet(runs: list[TextRun], gray: np.ndarray, title_hint: Box | None = None) -> SheetReading:
     """Sort a page's text runs into dimensions, frames, datums, finishes, title block and text."""
     mask = ink(gray)
@@ -460,12 +470,12 @@ def read_sheet(runs: list[TextRun], gray: np.ndarray, title_hint: Box | None = N
         if head.i not in todo:
             continue
         text, used, inferred = _assemble(list(parts.values()), head, todo, mask)
+        fields, error = _fields(text)
+        if fields is None and len(used) > 1 and _fields(head.run.text)[0] is not None:
+            # what was put beside it did not belong: the value stands alone (its neighbours stay free)
+            text, used, inferred = head.run.text, [head], False
+            fields, error = _fields(text)
         box = _union([p.run.box for p in used])
-        try:
-            fields = CalloutFields(**parse(text).fields())
-            error = None
-        except GrammarError as exc:
-            fields, error = None, str(exc)
         if fields is None:  # not a dimension: the head alone is text, its neighbours stay free
             continue
         out.callouts.append(Callout(text=text, box=_r(box), fields=fields, error=error, inferred_sign=inferred))

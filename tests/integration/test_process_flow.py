@@ -86,7 +86,9 @@ def test_two_drawings_give_contract_results_and_a_rerun_runs_no_model_and_stores
         assert doc["drawing_id"] == hashlib.sha256(img.read_bytes()).hexdigest()
         assert doc["models"]["detector"] == "drawing-detector/1" and doc["models"]["reader"] == "callout-reader/1"
         assert {"detect", "read", "segment", "merge"} <= set(doc["timings_ms"])  # computed, not from cache
-        assert (doc["gdt"], doc["datums"], doc["surface_finish"], doc["title_block"]) == ([], [], [], None)
+        assert (doc["gdt"], doc["datums"], doc["surface_finish"]) == ([], [], [])  # the synthetic sheets have none
+        assert doc["text_source"] == "ocr"  # a PNG: read by OCR
+        assert doc["title_block"] is None or doc["title_block"]["fields"] == {}  # the detector's box, no fields
         assert (store / done.objects["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         rows = (store / done.objects["csv"]).read_text().splitlines()
         assert rows[0].startswith("balloon,") and len(rows) == len(doc["dimensions"]) + 1
@@ -327,3 +329,27 @@ def test_a_broken_champion_falls_back_and_the_result_says_so(env: Path) -> None:
         assert doc["dimensions"]
     finally:
         registry.set_alias("callout-reader", registry.CHAMPION, 1)
+
+
+def test_a_cad_pdf_is_read_from_its_text_layer_with_its_frames_datums_and_title_block(env: Path) -> None:
+    """A real SOLIDWORKS export through the flow: its text layer is stored beside its pixels and
+    read without OCR; frames and datums are never dimensions; the result follows the contract."""
+    from dimflow.evaluate import Score
+    from dimflow.labelme import load
+    from flows.process import process_drawing
+
+    real = Path(__file__).resolve().parents[2] / "samples" / "real"
+    (done,) = process_drawing(str(real / "Aufspannung_Ecke.PDF"))
+    store = env / "data" / "store"
+    doc = json.loads((store / done.objects["json"]).read_text())
+    validate_json(doc)
+    assert doc["text_source"] == "pdf_text"
+    assert done.page.text_key is not None and (store / done.page.text_key).is_file()
+    truth = load(real / "labels" / "Aufspannung_Ecke.json")
+    score = Score()
+    score.add(doc["dimensions"], truth["dimensions"])
+    score.add_other(doc, truth)
+    assert score.full_tp == 3 and score.n_pred == 3 and score.misfiled == 0
+    assert score.other["gdt"]["full"] == 9 and score.other["datums"]["tp"] == 6
+    assert doc["title_block"]["fields"]["drawing_number"] == "Aufspannung_Ecken"
+    assert "read" in doc["timings_ms"] and doc["timings_ms"]["read"] < 2000  # no OCR: milliseconds
