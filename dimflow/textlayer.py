@@ -349,8 +349,10 @@ def _follows(p: _Part, head: _Part) -> bool:
     """`p` sits where a stacked deviation or fit class of `head` is written: just after it, within
     its height, and says what such a part says (a signed number, a fit class, a sign)."""
     s = head.s
-    return (_same_tilt(p, head) and _STACKED.match(p.run.text.strip()) is not None and head.u1 - 0.3 * s <= p.u0 <= head.u1 + 2.0 * s
-            and p.v1 > head.v0 - 0.45 * s and p.v0 < head.v1 + 0.45 * s and p.s <= 1.1 * s)  # fmt: skip
+    if not _same_tilt(p, head) or _STACKED.match(p.run.text.strip()) is None:
+        return False
+    return (head.u1 - 0.3 * s <= p.u0 <= head.u1 + 2.0 * s and p.v1 > head.v0 - 0.45 * s
+            and p.v0 < head.v1 + 0.45 * s and p.s <= 1.1 * s)  # fmt: skip
 
 
 def _assemble(parts: list[_Part], head: _Part, free: set[int], mask: np.ndarray) -> tuple[str, list[_Part], bool]:
@@ -414,10 +416,10 @@ def _assemble(parts: list[_Part], head: _Part, free: set[int], mask: np.ndarray)
         else:
             break
     inferred = False
-    if "Ø" not in text and "Ø" not in prefix and not text[:1].isalpha():
-        if any(_diameter_drawn(mask, g, left) for g in glyph_at):
-            prefix = prefix + "Ø"
-            inferred = True
+    written = "Ø" in text or "Ø" in prefix or text[:1].isalpha()
+    if not written and any(_diameter_drawn(mask, g, left) for g in glyph_at):
+        prefix = prefix + "Ø"
+        inferred = True
     return (prefix + text).strip(), used, inferred
 
 
