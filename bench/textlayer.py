@@ -1,6 +1,8 @@
-"""Vector PDFs read from their text layer against OCR: synthetic sheets exported as CAD systems
-export them (paths and embedded-font text, the diameter sign stroked on every other sheet), from a
-seed the project never trained or tuned on, scored by the contract's rule, with the time per sheet.
+"""Vector PDFs read from their text layer against OCR: synthetic CAD-style sheets (feature control
+frames, datums, roughness symbols; `generate(..., cad=True)`) exported as CAD systems export them
+(paths and embedded-font text, the diameter sign stroked on every other sheet), from a seed the
+project never trained or tuned on, scored by the contract's rule (dimensions, frames, datums,
+finishes, title-block fields), with the time per sheet.
 
 .venv/bin/python bench/textlayer.py [--n 24] [--seed 5150] [--ocr] [--real]
 
@@ -46,13 +48,19 @@ def main() -> None:
         d.mkdir()
     models = get_models()
     times: dict[str, list[float]] = {"text": [], "ocr": []}
+    fields: dict[str, dict] = {}
     for i in range(args.n):
-        d = generate(args.seed, i, degrade_share=0.0)
+        d = generate(args.seed, i, degrade_share=0.0, cad=True)
         pdf = scene_pdf(d.scene, draw_diameter=i % 2 == 0)
         t = truth_result(d, pdf, f"{d.drawing_id}.pdf")
         k = 200 / d.dpi  # the PDF renders at 200 dpi; the truth's boxes are the raster's at d.dpi
-        scaled = t.model_copy(update={"dimensions": [x.model_copy(update={"bbox": tuple(v * k for v in x.bbox)})
-                                                     for x in t.dimensions]})  # fmt: skip
+
+        def scale(items: list) -> list:
+            return [x.model_copy(update={"bbox": tuple(v * k for v in x.bbox)}) for x in items]
+
+        scaled = t.model_copy(update={key: scale(getattr(t, key)) for key in ("dimensions", "gdt", "datums",
+                                                                               "surface_finish")})  # fmt: skip
+        fields[f"{i:03d}"] = t.title_block.fields if t.title_block else {}
         (truth / f"{i:03d}.json").write_text(scaled.to_json())
         page = load_pages(pdf, f"{i}.pdf")[0]
         ref = stages.loose_page(page.gray, f"{i}.pdf", page.dpi, content_hash(pdf))
@@ -66,6 +74,7 @@ def main() -> None:
     print(f"{args.n} synthetic vector PDFs, seed {args.seed} (diameter sign stroked on every other sheet)")
     print("| path | value F1 | full F1 | det recall | det precision | n truth | n pred | s a sheet (median) |")
     print("|---|---|---|---|---|---|---|---|")
+    scores = {}
     for name, folder in (("text layer", pred_text), ("OCR", pred_ocr)):
         key = "text" if folder is pred_text else "ocr"
         if not times[key]:
@@ -73,6 +82,18 @@ def main() -> None:
         s = score_dirs(folder, truth)
         print(f"| {name} | {s.value_f1:.3f} | {s.full_f1:.3f} | {s.detect_recall:.3f} | {s.detect_precision:.3f} | "
               f"{s.n_truth} | {s.n_pred} | {statistics.median(times[key]):.2f} |")  # fmt: skip
+        scores[name] = s
+    for name, s in scores.items():
+        parts = [f"{key}: {c['tp']}/{c['truth']} found, {c['full']} fully right, {c['pred']} reported"
+                 for key, c in s.other.items()]  # fmt: skip
+        print(f"{name}: " + "; ".join(parts) + f"; misfiled as dimensions: {s.misfiled}")
+    got = want = 0
+    for stem, truth_fields in fields.items():
+        doc = json.loads((pred_text / f"{stem}.json").read_text())
+        have = (doc.get("title_block") or {}).get("fields", {})
+        want += len(truth_fields)
+        got += sum(have.get(k) == v for k, v in truth_fields.items())
+    print(f"text layer: title-block fields right {got}/{want}")
     if args.real:
         print("\nreal SOLIDWORKS sheets, in-process, warm models (load + text layer + detect + segment + merge):")
         for path in sorted((ROOT / "samples" / "real").glob("*.PDF")):

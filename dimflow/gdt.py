@@ -114,6 +114,13 @@ _TOL_RE = re.compile(rf"^(?P<zone>SØ|Ø)?\s*(?P<tol>{_NUM})\s*(?P<mods>(?:\s*(?
 _DATUM_RE = re.compile(r"^(?P<label>[A-Z]{1,2}(?:-[A-Z]{1,2})?)\s*(?P<mods>(?:\s*[MLS])*)$")
 
 
+def _canon(text: str) -> str:
+    """The diameter sign's look-alikes (⌀ ∅ ø Φ) as Ø, as the dimension grammar maps them."""
+    from dimflow.grammar import _CHAR_MAP
+
+    return text.translate(_CHAR_MAP)
+
+
 def number(text: str) -> float:
     t = text.replace(",", ".")
     return float("0" + t if t.startswith(".") else t)
@@ -121,7 +128,7 @@ def number(text: str) -> float:
 
 def tolerance_cell(text: str) -> tuple[str, float, list[str]] | None:
     """`Ø0.14 M` -> ("diameter", 0.14, ["M"]); None when the cell is not a tolerance."""
-    m = _TOL_RE.match(" ".join(text.split()))
+    m = _TOL_RE.match(" ".join(_canon(text).split()))
     if not m:
         return None
     zone = {"Ø": "diameter", "SØ": "spherical_diameter"}.get(m["zone"] or "", "width")

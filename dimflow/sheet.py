@@ -109,7 +109,7 @@ def has_glyph(mask: np.ndarray, region: Box, height: float) -> bool:
         x, y, w, hh, _area = stats[i]
         # the slot's right side adjoins the value, which a tightly set sign may touch
         touches = x == 0 or y == 0 or y + hh >= sub.shape[0]
-        if not touches and 0.6 * height <= hh <= 1.4 * height and 0.5 * height <= w <= 1.4 * height:
+        if not touches and 0.6 * height <= hh <= 1.75 * height and 0.5 * height <= w <= 1.4 * height:
             return True
     return False
 

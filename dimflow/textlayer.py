@@ -241,6 +241,7 @@ def _frame_item(
         text, inside = _cell_text(runs, members, cells[1])
         if symbol is None or not inside:
             return None
+        text = gdt._canon(text)
         first = inside[0]
         sign = ""
         if not text.startswith(("Ø", "SØ")) and has_glyph(
@@ -342,7 +343,7 @@ def _same_tilt(a: _Part, b: _Part) -> bool:
     return abs((a.run.tilt - b.run.tilt + 180) % 360 - 180) < 5
 
 
-_STACKED = re.compile(r"^\(?[+\-±]?\s*(\d+([.,]\d+)?|[.,]\d+)\)?$|^[A-Za-z]{1,2}\d{1,2}$|^[+\-±]$")
+_STACKED = re.compile(r"^\(?[+\-±]?\s*(\d+([.,]\d+)?|[.,]\d+)°?\)?$|^[A-Za-z]{1,2}\d{1,2}$|^[+\-±]$")
 
 
 def _follows(p: _Part, head: _Part) -> bool:

@@ -22,7 +22,17 @@ from pathlib import Path
 
 from PIL import Image
 
-from dimflow.schema import Dimension, DrawingResult, ImageSize, TextItem, drawing_id
+from dimflow.schema import (
+    DatumSymbol,
+    Dimension,
+    DrawingResult,
+    FeatureControlFrame,
+    ImageSize,
+    SurfaceFinish,
+    TextItem,
+    TitleBlock,
+    drawing_id,
+)
 from dimflow.synth.generate import SynthDrawing, generate
 
 YOLO_CLASSES = ("dimension", "text", "title_block")
@@ -52,9 +62,22 @@ def truth_result(d: SynthDrawing, image_bytes: bytes, source: str | None) -> Dra
         if block.callout is not None:
             k += 1
             dims.append(Dimension(id=f"d{k}", bbox=bbox, confidence=1.0, **block.callout.fields()))
-        else:
+        elif block.role not in ("gdt", "datum", "finish"):  # those are the contract's other characteristics
             texts.append(TextItem(text=block.string, bbox=bbox, confidence=1.0))
     w, h = d.rendered.image.size
+    k = w / d.scene.width  # px per sheet mm
+    extra: dict = {}
+    if d.annotations is not None:
+        a = d.annotations
+
+        def px(r: tuple[float, float, float, float]) -> tuple[float, ...]:
+            return tuple(round(v * k, 1) for v in r)
+
+        extra = {"gdt": [FeatureControlFrame(**item, bbox=px(r), confidence=1.0) for item, r in a.gdt],
+                 "datums": [DatumSymbol(**item, bbox=px(r), confidence=1.0) for item, r in a.datums],
+                 "surface_finish": [SurfaceFinish(**item, bbox=px(r), confidence=1.0) for item, r in a.finishes]}  # fmt: skip
+        region = next((r for name, r in d.scene.regions if name == "title_block"), None)
+        extra["title_block"] = TitleBlock(bbox=px(region) if region else None, fields=dict(d.title_fields))
     return DrawingResult(
         drawing_id=drawing_id(image_bytes),
         source=source,
@@ -63,6 +86,7 @@ def truth_result(d: SynthDrawing, image_bytes: bytes, source: str | None) -> Dra
         dimensions=dims,
         texts=texts,
         timings_ms={},
+        **extra,
     )
 
 

@@ -3,12 +3,13 @@ part, rendered at a chosen dpi with optional degradations, plus its ground truth
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
 
 from dimflow.grammar import Callout
+from dimflow.synth.annotate import Annotations, annotate
 from dimflow.synth.drafting import THICK, THIN, Drafter, DraftStyle
 from dimflow.synth.parts import PARTS, rect_pts
 from dimflow.synth.render import Degradation, Rendered, degrade, pick_degradation, render
@@ -41,6 +42,8 @@ class SynthDrawing:
     degradation: Degradation
     scene: Scene
     rendered: Rendered
+    annotations: Annotations | None = None  # frames, datums, roughness (cad sheets only), in sheet mm
+    title_fields: dict[str, str] = field(default_factory=dict)  # what the title block states
 
     def callouts(self) -> list[tuple[Callout, TextBlock, tuple[float, float, float, float]]]:
         return [
@@ -91,7 +94,9 @@ def _border(d: Drafter, sheet: tuple[float, float], frame: Rect) -> None:
     d.area = saved
 
 
-def _title_block(d: Drafter, rng: np.random.Generator, frame: Rect, title: str, scale: Decimal, sheet: str) -> Rect:
+def _title_block(
+    d: Drafter, rng: np.random.Generator, frame: Rect, title: str, scale: Decimal, sheet: str
+) -> tuple[Rect, dict[str, str]]:
     w, h = (180.0, 44.0) if sheet == "A3" else (170.0, 40.0)
     x1, y1 = frame[2], frame[3]
     x0, y0 = x1 - w, y1 - h
@@ -133,20 +138,26 @@ def _title_block(d: Drafter, rng: np.random.Generator, frame: Rect, title: str, 
             bottom=True,
         )
     d.scene.regions.append(("title_block", (x0, y0, x1, y1)))
-    return (x0, y0, x1, y1)
+    names = {"SCALE": "scale", "MATERIAL": "material", "SHEET": "sheet", "TITLE": "title", "DWG NO.": "drawing_number",
+             "REV": "revision", "DRAWN": "drawn_by", "DATE": "date"}  # fmt: skip
+    fields = {names[label]: val for label, val in cells.values() if label in names}
+    return (x0, y0, x1, y1), fields
 
 
-def generate(seed: int, index: int, degrade_share: float = 0.3) -> SynthDrawing:
-    """Drawing `index` of the dataset with `seed`: the same pair always gives the same drawing."""
+def generate(seed: int, index: int, degrade_share: float = 0.3, cad: bool = False) -> SynthDrawing:
+    """Drawing `index` of the dataset with `seed`: the same pair always gives the same drawing.
+    `cad` adds what CAD sheets carry beside dimensions: feature control frames, datum feature
+    symbols and roughness symbols (`dimflow.synth.annotate`); without it the drawing is the one
+    the dataset has always had for that seed and index."""
     for attempt in range(20):
         rng = np.random.default_rng([seed, index, attempt])
-        drawing = _generate(rng, f"{seed:04d}-{index:05d}", degrade_share)
+        drawing = _generate(rng, f"{seed:04d}-{index:05d}", degrade_share, cad)
         if 5 <= len(drawing.callouts()) <= 20:
             return drawing
     raise RuntimeError(f"could not lay out drawing {index} of seed {seed} with 5-20 callouts")
 
 
-def _generate(rng: np.random.Generator, name: str, degrade_share: float) -> SynthDrawing:
+def _generate(rng: np.random.Generator, name: str, degrade_share: float, cad: bool = False) -> SynthDrawing:
     sheet = str(rng.choice(["A3", "A4", "A4P"], p=[0.45, 0.35, 0.2]))
     W, H = SHEETS[sheet]
     font = str(rng.choice(FONTS))
@@ -173,13 +184,17 @@ def _generate(rng: np.random.Generator, name: str, degrade_share: float) -> Synt
     d.area = area
     scale, title = PARTS[part_name](d, rng, area)
     d.area = frame
-    _title_block(d, rng, frame, title, scale, sheet[:2])  # names the size, not the orientation
+    _, title_fields = _title_block(d, rng, frame, title, scale, sheet[:2])  # names the size, not the orientation
     notes = ["NOTES:"] + [
         f"{i + 1}. {n}" for i, n in enumerate(rng.choice(NOTES, size=int(rng.integers(2, 5)), replace=False))
     ]
     _text(d, notes, (frame[0] + 4, frame[3] - tb_h + 2), 2.5)
+    annotations = None
+    if cad:  # drawn last, from the same stream, so a plain drawing's draws are untouched
+        d.area = area
+        annotations = annotate(d, rng, stroked_sign=bool(rng.random() < 0.5))
     rendered = render(scene, dpi)
     deg = pick_degradation(rng, degrade_share)
     if deg.any:
         rendered = degrade(rendered, deg, rng)
-    return SynthDrawing(name, part_name, sheet, dpi, font, deg, scene, rendered)
+    return SynthDrawing(name, part_name, sheet, dpi, font, deg, scene, rendered, annotations, title_fields)

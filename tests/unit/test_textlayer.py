@@ -76,3 +76,42 @@ def test_hostile_runs_are_text_not_crashes() -> None:
     found = {t for t, _ in sheet.texts} | {c.text for c in sheet.callouts}
     assert "SCALE 1:2" in found and sheet.gdt == [] and sheet.datums == []
     assert read_sheet([], gray).callouts == []
+
+
+def test_synthetic_cad_sheets_frames_datums_finishes_and_title_block() -> None:
+    """CAD-style synthetic sheets (generate(..., cad=True)) of a seed used nowhere else: the frames,
+    datums and roughness values are found and none is a dimension; the title block's fields read."""
+    from dimflow.synth.dataset import truth_result
+    from dimflow.synth.generate import generate
+    from dimflow.synth.pdf import scene_pdf
+
+    s = Score()
+    fields_right = fields_all = 0
+    for i in range(4):
+        d = generate(60607, i, degrade_share=0.0, cad=True)
+        pdf = scene_pdf(d.scene, draw_diameter=i % 2 == 1)
+        page = load_pages(pdf, "s.pdf")[0]
+        sheet = read_sheet(page_text(pdf, 0, page.dpi), page.gray)
+        k = page.dpi / d.dpi
+        t = truth_result(d, pdf, None).model_dump()
+        for key in ("dimensions", "gdt", "datums", "surface_finish"):
+            for item in t[key]:
+                item["bbox"] = [v * k for v in item["bbox"]]
+        pred = _as_result(sheet)
+        s.add(pred["dimensions"], t["dimensions"])
+        s.add_other(pred, t)
+        fields_all += len(d.title_fields)
+        fields_right += sum(sheet.title_block.fields.get(key) == v for key, v in d.title_fields.items())
+    assert s.misfiled == 0 and s.value_f1 >= 0.95
+    for key, c in s.other.items():
+        assert c["truth"] > 0 and c["full"] >= 0.9 * c["truth"] and c["pred"] <= c["truth"] + 1, (key, c)
+    assert fields_right >= 0.9 * fields_all
+
+
+def test_a_plain_drawing_is_unchanged_by_the_cad_option() -> None:
+    """cad=True draws after everything else: the dataset's drawings (cad=False) keep their content."""
+    from dimflow.synth.generate import generate
+
+    plain, cad = generate(1234, 3, degrade_share=0.0), generate(1234, 3, degrade_share=0.0, cad=True)
+    assert [t.string for t in plain.scene.texts] == [t.string for t in cad.scene.texts][: len(plain.scene.texts)]
+    assert plain.annotations is None and cad.annotations is not None
