@@ -55,7 +55,7 @@ def main() -> None:
         t = truth_result(d, pdf, f"{d.drawing_id}.pdf")
         k = 200 / d.dpi  # the PDF renders at 200 dpi; the truth's boxes are the raster's at d.dpi
 
-        def scale(items: list) -> list:
+        def scale(items: list, k: float = k) -> list:
             return [x.model_copy(update={"bbox": tuple(v * k for v in x.bbox)}) for x in items]
 
         scaled = t.model_copy(update={key: scale(getattr(t, key)) for key in ("dimensions", "gdt", "datums",

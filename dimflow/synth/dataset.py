@@ -73,9 +73,11 @@ def truth_result(d: SynthDrawing, image_bytes: bytes, source: str | None) -> Dra
         def px(r: tuple[float, float, float, float]) -> tuple[float, ...]:
             return tuple(round(v * k, 1) for v in r)
 
-        extra = {"gdt": [FeatureControlFrame(**item, bbox=px(r), confidence=1.0) for item, r in a.gdt],
-                 "datums": [DatumSymbol(**item, bbox=px(r), confidence=1.0) for item, r in a.datums],
-                 "surface_finish": [SurfaceFinish(**item, bbox=px(r), confidence=1.0) for item, r in a.finishes]}  # fmt: skip
+        extra = {
+            "gdt": [FeatureControlFrame(**item, bbox=px(r), confidence=1.0) for item, r in a.gdt],
+            "datums": [DatumSymbol(**item, bbox=px(r), confidence=1.0) for item, r in a.datums],
+            "surface_finish": [SurfaceFinish(**item, bbox=px(r), confidence=1.0) for item, r in a.finishes],
+        }
         region = next((r for name, r in d.scene.regions if name == "title_block"), None)
         extra["title_block"] = TitleBlock(bbox=px(region) if region else None, fields=dict(d.title_fields))
     return DrawingResult(
