@@ -86,6 +86,9 @@ def evaluate(
             help="Also a table per drawing: detection, values, misfiled dimensions, frames, datums, finishes.",
         ),
     ] = False,
+    calibration: Annotated[
+        bool, typer.Option("--calibration", help="Also the share of predicted dimensions fully right per confidence bin.")
+    ] = False,
 ) -> None:
     """Score predictions against ground truth with the contract's rule.
 
@@ -123,6 +126,13 @@ def evaluate(
                            f"{r['value_acc']:.3f}", f"{r['value_f1']:.3f}", f"{r['full_f1']:.3f}", str(r["misfiled"]),
                            *other)  # fmt: skip
         Console(width=200).print(sheets)
+    if calibration:
+        cal = Table(title="calibration: predicted dimensions fully right, by confidence")
+        for col in ("confidence", "n", "right", "share"):
+            cal.add_column(col, justify="left" if col == "confidence" else "right")
+        for r in score.calibration():
+            cal.add_row(r["bin"], str(r["n"]), str(r["right"]), "-" if r["share"] is None else f"{r['share']:.3f}")
+        Console().print(cal)
     if score.missing:
         console.print(f"[yellow]{len(score.missing)} truth files had no prediction[/yellow]")
     print(score.summary_line())

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dimflow.schema import validate_json
 
+CALIBRATION_EDGES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
 KINDS = ("linear", "diameter", "radius", "angular", "thread", "chamfer")
 EPS = 1e-6
 
@@ -92,6 +93,7 @@ class Score:
     misfiled: int = 0  # predicted dimensions that are a truth frame, datum or roughness value
     other: dict[str, Counter] = field(default_factory=dict)  # gdt / datums / surface_finish: truth, pred, tp, full
     per_drawing: dict[str, dict] = field(default_factory=dict)
+    beliefs: list[tuple[float, bool]] = field(default_factory=list)  # (confidence, fully right) per prediction
 
     @staticmethod
     def _f1(tp: int, n_pred: int, n_truth: int) -> float:
@@ -147,6 +149,19 @@ class Score:
             pairs = match(preds, truths, rule)
             setattr(self, attr, getattr(self, attr) + len(pairs))
             counter.update(truths[j]["kind"] for _, j in pairs)
+            if rule is full_match:
+                right = {i for i, _ in pairs}
+                self.beliefs += [(float(p.get("confidence", 0.0)), i in right) for i, p in enumerate(preds)]
+
+    def calibration(self, edges: tuple[float, ...] = CALIBRATION_EDGES) -> list[dict]:
+        """Share of predicted dimensions fully right, per confidence bin [lo, hi): what the ballooned
+        drawing's colours can promise a checker."""
+        rows = []
+        for lo, hi in zip(edges, edges[1:], strict=False):
+            inside = [ok for c, ok in self.beliefs if lo <= c < hi or (hi == edges[-1] and c == hi)]
+            rows.append({"bin": f"[{lo:.2f}, {hi:.2f}{']' if hi == edges[-1] else ')'}", "n": len(inside),
+                         "right": sum(inside), "share": sum(inside) / len(inside) if inside else None})  # fmt: skip
+        return rows
 
     def row(self) -> dict:
         """The figures a per-drawing table shows."""
