@@ -87,7 +87,8 @@ def evaluate(
         ),
     ] = False,
     calibration: Annotated[
-        bool, typer.Option("--calibration", help="Also the share of predicted dimensions fully right per confidence bin.")
+        bool,
+        typer.Option("--calibration", help="Also the share of predicted dimensions fully right per confidence bin."),
     ] = False,
 ) -> None:
     """Score predictions against ground truth with the contract's rule.

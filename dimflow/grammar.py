@@ -26,6 +26,10 @@ Conventions (documented because the contract leaves them open):
 * Limits written on one line, smaller first as SOLIDWORKS does (``Ø5.8-5.85``): the same limit
   dimension as ``Ø5.85/5.8``. A hyphen followed by a *smaller* number is refused (it would be a
   one-sided deviation written without its space).
+* Spherical ``SØ20``, ``SR10``: diameter and radius, the ``S`` kept in the text.
+* Angles in degrees and minutes (seconds): ``30°15'`` -> nominal 30.25 (rounded to 1e-6).
+* A count written after the value (``Ø6 (4x)``, ``R2 4 PL``, ``4 PLACES``) is the count, written
+  first in the normalised text; ``THRU`` and ``TYP`` stay at the end of the text, no field.
 * One-sided limits: ``10.00 MAX`` (``max.``, ``MAX.``) -> upper 0.0, lower null (nothing may be
   larger); ``6.00 MIN`` -> lower 0.0, upper null.
 """
@@ -77,6 +81,9 @@ class Callout:
     angle: Decimal | None = None  # chamfer angle, 1x45°
     chamfer_prefix: str | None = None  # "CH" or "C" for CH5 / C2 chamfers
     reference: bool = False
+    spherical: bool = False  # SØ / SR
+    dms: tuple[int, int, int] | None = None  # an angle written in degrees, minutes (and seconds)
+    notes: tuple[str, ...] = ()  # THRU, TYP: kept in the text, no field of their own
 
     @property
     def unit(self) -> str:
@@ -155,8 +162,11 @@ def _canon(raw: str) -> str:
 
 _CHAMFER_RE = re.compile(rf"(?:(?P<count>\d+) ?[xX] ?)?(?P<len>{_NUM}) ?[xX*] ?(?P<ang>{_NUM})°")
 _COUNT_RE = re.compile(r"(?P<count>\d+) ?[xX*] ?(?=[ØRMC(\d])")
+_DMS_RE = re.compile(r"(?P<d>\d{1,3})°(?P<m>\d{1,2})['′](?:(?P<s>\d{1,2})[\"″])?")
+_NOTES_RE = re.compile(r"\s+(?P<note>THRU(?: ALL)?|TYP\.?|TYPICAL)$", re.I)
+_SUFFIX_COUNT_RE = re.compile(r"\s*(?:\((?P<a>\d+) ?[xX]\)|(?P<b>\d+) ?(?:PL\.?|PLACES|[xX]))$")
 _HEAD_RE = re.compile(
-    rf"(?P<thread>M(?P<tnom>{_NUM})(?: ?[xX*] ?(?P<pitch>{_NUM}))?(?:[- ](?P<tclass>\d[a-hA-H]{{1,2}}))?)"
+    rf"(?P<sdia>SØ(?P<sdnom>{_NUM}))|(?P<srad>SR(?P<srnom>{_NUM}))|(?P<thread>M(?P<tnom>{_NUM})(?: ?[xX*] ?(?P<pitch>{_NUM}))?(?:[- ](?P<tclass>\d[a-hA-H]{{1,2}}))?)"
     rf"|(?P<cham>(?P<cpre>CH|C) ?(?P<cnom>{_NUM}))"
     rf"|(?P<dia>Ø(?P<dnom>{_NUM}))"
     rf"|(?P<rad>R(?P<rnom>{_NUM}))"
@@ -195,13 +205,27 @@ def _parse(s: str) -> Callout:
             count = int(m["count"]) if m["count"] else 1
             return Callout(Kind.CHAMFER, Decimal(m["len"]), count=count, angle=Decimal(m["ang"]))
 
+    notes: list[str] = []
+    while m := _NOTES_RE.search(s):
+        notes.insert(0, m["note"].upper().rstrip(".").replace("TYPICAL", "TYP"))
+        s = s[: m.start()]
     count = 1
+    if (m := _SUFFIX_COUNT_RE.search(s)) and m.start() > 0 and not _COUNT_RE.match(s):
+        count = int(m["a"] or m["b"])  # "Ø6 (4x)", "R2 4 PL": the count written after
+        s = s[: m.start()]
     if m := _COUNT_RE.match(s):
         count = int(m["count"])
         if count < 1:
             raise GrammarError("count must be at least 1")
         s = s[m.end() :].lstrip()
 
+    if m := _DMS_RE.fullmatch(s):
+        d, mi, se = int(m["d"]), int(m["m"]), int(m["s"] or 0)
+        if mi >= 60 or se >= 60:
+            raise GrammarError("minutes and seconds run 0-59")
+        nominal = Decimal(d) + Decimal(mi) / 60 + Decimal(se) / 3600
+        return Callout(Kind.ANGULAR, nominal.quantize(Decimal("0.000001")).normalize(), count=count,
+                       dms=(d, mi, se), notes=tuple(notes))  # fmt: skip
     reference = False
     if s.startswith("(") and s.endswith(")") and s.count("(") == 1:
         reference, s = True, s[1:-1].strip()
@@ -213,7 +237,12 @@ def _parse(s: str) -> Callout:
     fit = None
     pitch = angle = None
     prefix = None
-    if h["thread"]:
+    spherical = bool(h["sdia"] or h["srad"])
+    if h["sdia"]:
+        kind, nominal = Kind.DIAMETER, Decimal(h["sdnom"])
+    elif h["srad"]:
+        kind, nominal = Kind.RADIUS, Decimal(h["srnom"])
+    elif h["thread"]:
         kind, nominal = Kind.THREAD, Decimal(h["tnom"])
         pitch = Decimal(h["pitch"]) if h["pitch"] else None
         fit = h["tclass"]
@@ -265,6 +294,8 @@ def _parse(s: str) -> Callout:
         raise GrammarError(f"unexpected trailing text {rest.strip()!r}")
     if nominal <= 0 and kind is not Kind.ANGULAR:
         raise GrammarError("a dimension must be positive")
+    if any(n.startswith("THRU") for n in notes) and kind not in (Kind.DIAMETER, Kind.THREAD):
+        raise GrammarError("THRU belongs to a hole or a thread")
     return Callout(
         kind=kind,
         nominal=nominal,
@@ -277,6 +308,8 @@ def _parse(s: str) -> Callout:
         angle=angle,
         chamfer_prefix=prefix,
         reference=reference,
+        spherical=spherical,
+        notes=tuple(notes),
     )
 
 
@@ -299,6 +332,11 @@ def format_signed(d: Decimal, deg: str = "") -> str:
 def format_callout(c: Callout) -> str:
     """Write the contract's normalised text for a callout."""
     deg = "°" if c.kind is Kind.ANGULAR else ""
+    if c.dms is not None:
+        d, mi, se = c.dms
+        head = f"{d}°{mi}'" + (f'{se}"' if se else "")
+        head = f"{c.count}x {head}" if c.count > 1 else head
+        return " ".join([head, *c.notes])
     if c.kind is Kind.CHAMFER and c.chamfer_prefix is None:
         head = f"{format_number(c.nominal)}x{format_number(c.angle or Decimal(45))}°"
     elif c.kind is Kind.CHAMFER:
@@ -308,9 +346,9 @@ def format_callout(c: Callout) -> str:
         if c.fit:
             head += f"-{c.fit}"
     elif c.kind is Kind.DIAMETER:
-        head = f"Ø{format_number(c.nominal)}"
+        head = ("S" if c.spherical else "") + f"Ø{format_number(c.nominal)}"
     elif c.kind is Kind.RADIUS:
-        head = f"R{format_number(c.nominal)}"
+        head = ("S" if c.spherical else "") + f"R{format_number(c.nominal)}"
     else:
         head = f"{format_number(c.nominal)}{deg}"
     if c.fit and c.kind is not Kind.THREAD:
@@ -328,7 +366,7 @@ def format_callout(c: Callout) -> str:
         head = f"({head})"
     if c.count > 1:
         head = f"{c.count}x {head}"
-    return head
+    return " ".join([head, *c.notes])
 
 
 def normalise(raw: str) -> str:

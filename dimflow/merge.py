@@ -77,6 +77,8 @@ def merge(
     title_blocks = [b for b in found.boxes if b.cls == 2] if readings.source == "ocr" else []
     dims: list[Dimension] = []
     texts: list[TextItem] = []
+    # a sheet whose title block says it is dimensioned in inches: its lengths are inches
+    inches = readings.title_block is not None and readings.title_block.fields.get("units") == "in"
     for r in readings.items:
         b = r.box
         bbox = (round(b.x0, 1), round(b.y0, 1), round(b.x1, 1), round(b.y1, 1))
@@ -88,7 +90,10 @@ def merge(
                 continue
             read_conf = r.confidence * (REPAIRED if r.repaired else 1.0)
             conf = confidence(b.score, read_conf, support)
-            dims.append(Dimension(**r.fields.model_dump(), bbox=bbox, confidence=conf))
+            fields = r.fields.model_dump()
+            if inches and fields["unit"] == "mm":
+                fields["unit"] = "in"
+            dims.append(Dimension(**fields, bbox=bbox, confidence=conf))
         elif r.raw.strip():
             penalty = UNPARSED_CALLOUT if b.cls == 0 else 1.0
             texts.append(TextItem(text=r.raw.strip(), bbox=bbox, confidence=round(r.confidence * penalty, 4)))
@@ -105,7 +110,10 @@ def merge(
         dimensions=dims,
         texts=texts,
         timings_ms=timings,
-        gdt=[g.model_copy(update={"id": f"g{i}"}) for i, g in enumerate(readings.gdt, 1)],
+        gdt=[
+            g.model_copy(update={"id": f"g{i}"} | ({"unit": "in"} if inches else {}))
+            for i, g in enumerate(readings.gdt, 1)
+        ],  # fmt: skip
         datums=readings.datums,
         surface_finish=readings.surface_finish,
         title_block=readings.title_block or _detected_title_block(found),

@@ -238,3 +238,19 @@ def test_f1_edge_cases() -> None:
     only_wrong = Score()
     only_wrong.add([_dim(bbox=(50, 50, 60, 60))], [])
     assert only_wrong.value_f1 == 0.0
+
+
+def test_calibration_bins_count_fully_right_predictions_by_confidence():
+    s = Score()
+    truth = [{"kind": "linear", "nominal": 10.0, "upper": None, "lower": None, "fit": None, "count": 1,
+              "bbox": [0, 0, 10, 10]},
+             {"kind": "linear", "nominal": 20.0, "upper": None, "lower": None, "fit": None, "count": 1,
+              "bbox": [50, 0, 60, 10]}]  # fmt: skip
+    preds = [dict(truth[0], confidence=0.97), dict(truth[1], nominal=21.0, confidence=0.92),
+             dict(truth[1], confidence=0.3), dict(truth[0], bbox=[200, 200, 210, 210], confidence=1.0)]  # fmt: skip
+    s.add(preds, truth)
+    bins = {r["bin"]: r for r in s.calibration()}
+    assert (bins["[0.95, 1.00]"]["n"], bins["[0.95, 1.00]"]["right"]) == (2, 1)  # 1.0 lands in the top bin
+    assert (bins["[0.90, 0.95)"]["n"], bins["[0.90, 0.95)"]["right"]) == (1, 0)
+    assert (bins["[0.00, 0.50)"]["n"], bins["[0.00, 0.50)"]["share"]) == (1, 1.0)
+    assert bins["[0.50, 0.70)"]["share"] is None

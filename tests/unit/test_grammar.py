@@ -264,3 +264,31 @@ def test_one_sided_and_one_line_limits(raw, text, upper, lower, nominal):
 def test_a_hyphen_before_a_smaller_number_is_refused():
     with pytest.raises(GrammarError, match="neither a limit nor a deviation"):
         parse("12-0.1")
+
+
+@pytest.mark.parametrize(
+    ("raw", "text", "kind", "nominal", "count"),
+    [
+        ("SØ20", "SØ20", "diameter", 20.0, 1),
+        ("SR10 ± 0.1", "SR10±0.1", "radius", 10.0, 1),
+        ("30°15'", "30°15'", "angular", 30.25, 1),
+        ("2x 30°15'30\"", "2x 30°15'30\"", "angular", 30.258333, 2),
+        ("Ø6 THRU", "Ø6 THRU", "diameter", 6.0, 1),
+        ("Ø6 H7 THRU ALL", "Ø6 H7 THRU ALL", "diameter", 6.0, 1),
+        ("Ø6 (4x)", "4x Ø6", "diameter", 6.0, 4),
+        ("R2 4 PL", "4x R2", "radius", 2.0, 4),
+        ("Ø8 4 PLACES TYP.", "4x Ø8 TYP", "diameter", 8.0, 4),
+        ("M6x1 THRU", "M6x1 THRU", "thread", 6.0, 1),
+    ],
+)
+def test_spherical_dms_notes_and_suffix_counts(raw, text, kind, nominal, count):
+    c = parse(raw)
+    f = c.fields()
+    assert (f["text"], f["kind"], f["nominal"], f["count"]) == (text, kind, nominal, count)
+    assert parse(f["text"]) == c  # the normalised text reads back the same
+
+
+@pytest.mark.parametrize("raw", ["30°75'", "45 THRU", "12.5 4 PLACES extra"])
+def test_refused_with_a_reason(raw):
+    with pytest.raises(GrammarError, match="cannot parse"):
+        parse(raw)

@@ -7,6 +7,8 @@ strokes; confidence = min(1, detector / 0.8) x reading x geometry (1.0 for 2+ di
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dimflow.merge import confidence, dimension_support, inside, merge, stage_timings
@@ -204,7 +206,7 @@ def test_result_names_the_page_and_follows_the_contract() -> None:
         500,
     )
     assert result.models == {"detector": "d/1"}
-    validate_json(result.model_dump(mode="json"))
+    validate_json(json.loads(result.to_json()))
 
 
 # ---------------------------------------------------------------- timings
@@ -220,3 +222,19 @@ def test_timings_are_the_stages_own_and_say_which_came_from_cache() -> None:
     assert stage_timings(found, readings, None, frozenset()) == {"detect": 12.0, "read": 30.0}
     result = merge(PAGE, found, readings, lines, {}, frozenset({"read"}))
     assert set(result.timings_ms) == {"detect", "read_cached", "segment", "merge"}
+
+
+def test_a_text_layer_page_carries_its_characteristics_and_inches_from_its_title_block() -> None:
+    from dimflow.schema import DatumSymbol, FeatureControlFrame, TitleBlock
+
+    frame = FeatureControlFrame(text="⌖ Ø0.1 A", characteristic="position", tolerance=0.1, zone="diameter",
+                                datums=["A"], bbox=(10, 10, 90, 30), confidence=0.95)  # fmt: skip
+    readings = Readings(items=[interpret(BOX, ".250", 0.97), interpret(Box(0, 300, 100, 340, 115, 1.0), "30°", 0.97)],
+                        source="pdf_text", gdt=[frame], datums=[DatumSymbol(label="A", bbox=(5, 5, 9, 9))],
+                        title_block=TitleBlock(bbox=(0, 400, 600, 500), fields={"units": "in"}))  # fmt: skip
+    title = Box(2, 0, 0, 600, 500, 0.9)  # a detector box over everything: not used on a text-layer page
+    result = merge(PAGE, Detections(boxes=[title]), readings, strokes(*LINES_AT_BOX), {}, frozenset())
+    assert [(d.nominal, d.unit) for d in result.dimensions] == [(0.25, "in"), (30.0, "deg")]
+    assert result.text_source == "pdf_text" and result.gdt[0].id == "g1" and result.datums[0].label == "A"
+    assert result.title_block.fields == {"units": "in"}
+    validate_json(json.loads(result.to_json()))
