@@ -14,6 +14,7 @@ the contract's JSON or LabelMe JSON (`dimflow.labelme`), the format the real dev
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -157,7 +158,7 @@ class Score:
         """Share of predicted dimensions fully right, per confidence bin [lo, hi): what the ballooned
         drawing's colours can promise a checker."""
         rows = []
-        for lo, hi in zip(edges, edges[1:], strict=False):
+        for lo, hi in itertools.pairwise(edges):
             inside = [ok for c, ok in self.beliefs if lo <= c < hi or (hi == edges[-1] and c == hi)]
             rows.append({"bin": f"[{lo:.2f}, {hi:.2f}{']' if hi == edges[-1] else ')'}", "n": len(inside),
                          "right": sum(inside), "share": sum(inside) / len(inside) if inside else None})  # fmt: skip

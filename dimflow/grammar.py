@@ -166,7 +166,8 @@ _DMS_RE = re.compile(r"(?P<d>\d{1,3})°(?P<m>\d{1,2})['′](?:(?P<s>\d{1,2})[\"�
 _NOTES_RE = re.compile(r"\s+(?P<note>THRU(?: ALL)?|TYP\.?|TYPICAL)$", re.I)
 _SUFFIX_COUNT_RE = re.compile(r"\s*(?:\((?P<a>\d+) ?[xX]\)|(?P<b>\d+) ?(?:PL\.?|PLACES|[xX]))$")
 _HEAD_RE = re.compile(
-    rf"(?P<sdia>SØ(?P<sdnom>{_NUM}))|(?P<srad>SR(?P<srnom>{_NUM}))|(?P<thread>M(?P<tnom>{_NUM})(?: ?[xX*] ?(?P<pitch>{_NUM}))?(?:[- ](?P<tclass>\d[a-hA-H]{{1,2}}))?)"
+    rf"(?P<sdia>SØ(?P<sdnom>{_NUM}))|(?P<srad>SR(?P<srnom>{_NUM}))"
+    rf"|(?P<thread>M(?P<tnom>{_NUM})(?: ?[xX*] ?(?P<pitch>{_NUM}))?(?:[- ](?P<tclass>\d[a-hA-H]{{1,2}}))?)"
     rf"|(?P<cham>(?P<cpre>CH|C) ?(?P<cnom>{_NUM}))"
     rf"|(?P<dia>Ø(?P<dnom>{_NUM}))"
     rf"|(?P<rad>R(?P<rnom>{_NUM}))"

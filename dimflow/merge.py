@@ -113,7 +113,7 @@ def merge(
         gdt=[
             g.model_copy(update={"id": f"g{i}"} | ({"unit": "in"} if inches else {}))
             for i, g in enumerate(readings.gdt, 1)
-        ],  # fmt: skip
+        ],
         datums=readings.datums,
         surface_finish=readings.surface_finish,
         title_block=readings.title_block or _detected_title_block(found),
