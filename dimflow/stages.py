@@ -20,6 +20,7 @@ from PIL import Image
 
 from dimflow import inputs
 from dimflow.champions import ModelSet
+from dimflow.framed import sort_finishes, sort_framed
 from dimflow.grammar import GrammarError, parse
 from dimflow.merge import merge
 from dimflow.pdftext import TextRun, page_text
@@ -29,7 +30,7 @@ from dimflow.storage import S3Storage, Storage
 
 # bump when inference code changes what a stage returns for the same model files: cached stage
 # results are keyed on it together with the input's hash and the model versions
-INFERENCE_VERSION = "6"  # 6: PDF pages with a text layer are read from it
+INFERENCE_VERSION = "7"  # 6: PDF pages with a text layer read from it; 7: frames on OCR pages
 TEXT_LAYER = 0.97  # a text-layer callout's reading belief: exact strings, assembled from runs
 TEXT_LAYER_INFERRED = 0.9  # ... with a diameter sign found drawn beside it
 CROP_PAD_PX = 4  # the reader was trained on crops padded this much around the text (dimflow.synth.dataset)
@@ -253,8 +254,16 @@ def _read_ocr(models: ModelSet, grays: list[np.ndarray], found: list[Detections]
     read_texts = models.text_engine.read([cut(i, b) for i, b in texts])
     for (i, box), (raw, conf) in zip(texts, read_texts, strict=True):
         out[i].append(Reading(box=box, raw=raw, confidence=conf))
+    pages = []
+    for i, items in enumerate(out):
+        items, finishes = sort_finishes(grays[i], items, models.text_engine.read)
+        if found[i].turn:  # a sheet scanned turned: its frames run the other way; left as read
+            pages.append((items, [], [], finishes))
+        else:  # readings inside drawn frames are frames and datums, never dimensions
+            pages.append((*sort_framed(grays[i], items, models.text_engine.read), finishes))
     each = round(_ms_since(t0) / max(1, len(grays)), 1)
-    return [Readings(items=items, elapsed_ms=each) for items in out]
+    return [Readings(items=items, elapsed_ms=each, gdt=fcfs, datums=datums, surface_finish=finishes)
+            for items, fcfs, datums, finishes in pages]  # fmt: skip
 
 
 # ---------------------------------------------------------------- segment
