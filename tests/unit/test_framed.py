@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dimflow.framed import _datum_text, _tolerance_text, sort_finishes, sort_framed
-from dimflow.records import Box, Reading
+from dimflow.records import Box
 from dimflow.stages import interpret
 
 
