@@ -51,6 +51,12 @@ def synth(
     degrade: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="Share of drawings blurred, noised, JPEG'd or rotated.")
     ] = None,
+    cad: Annotated[
+        bool, typer.Option("--cad", help="CAD-style sheets: feature control frames, datums, roughness symbols.")
+    ] = False,
+    pdf: Annotated[
+        bool, typer.Option("--pdf", help="Also each drawing as a vector PDF with a text layer (pdf/, truth-pdf/).")
+    ] = False,
 ) -> None:
     """Generate synthetic mechanical drawings with exact ground truth.
 
@@ -64,7 +70,8 @@ def synth(
     share = settings.synth_degrade_share if degrade is None else degrade
     with Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("synth", total=n)
-        metas = write_dataset(out, n, seed, start=start, degrade_share=share, progress=lambda k: bar.advance(task, k))
+        metas = write_dataset(out, n, seed, start=start, degrade_share=share, progress=lambda k: bar.advance(task, k),
+                              cad=cad, pdf=pdf)  # fmt: skip
     n_dims = sum(m["n_dimensions"] for m in metas)
     console.print(f"wrote {len(metas)} drawings with {n_dims} dimensions to {out}")
 

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dimflow.schema import CalloutFields, DatumSymbol, FeatureControlFrame, SurfaceFinish, TitleBlock
 
-CLASSES = ("dimension", "text", "title_block")  # the detector's box classes, in its label order
+# the detector's box classes, in its label order; the last three are what a detector trained on
+# CAD-style sets (`dimflow synth --cad`) also boxes (the shipped one knows the first three)
+CLASSES = ("dimension", "text", "title_block", "gdt", "datum", "surface_finish")
 STROKE_CLASSES = ("contour", "dimension", "text", "other")  # the segmenter's stroke classes
 STAGES = ("detect", "read", "segment")  # the model stages a result's timings report
 

@@ -36,6 +36,9 @@ from dimflow.schema import (
 from dimflow.synth.generate import SynthDrawing, generate
 
 YOLO_CLASSES = ("dimension", "text", "title_block")
+# CAD-style sets (`dimflow synth --cad`) also box what is never a dimension, for a detector that learns them
+YOLO_CLASSES_CAD = (*YOLO_CLASSES, "gdt", "datum", "surface_finish")
+_MARKS = ("gdt", "datum", "finish")  # text-block roles inside those boxes
 CROP_PAD_PX = 4
 
 
@@ -96,9 +99,15 @@ def yolo_lines(d: SynthDrawing) -> list[str]:
     w, h = d.rendered.image.size
     boxes: list[tuple[int, tuple[float, float, float, float]]] = []
     for block, box in zip(d.scene.texts, d.rendered.text_boxes, strict=True):
+        if d.annotations is not None and block.role in _MARKS:
+            continue  # boxed whole below, as frame, datum symbol or roughness value
         cls = 0 if block.callout is not None else 1
         boxes.append((cls, box))
     k = d.rendered.image.size[0] / d.scene.width
+    if d.annotations is not None:
+        a = d.annotations
+        for cls, items in ((3, a.gdt), (4, a.datums), (5, a.finishes)):
+            boxes += [(cls, tuple(v * k for v in r)) for _, r in items]
     for name, (x0, y0, x1, y1) in d.scene.regions:
         if name == "title_block":
             boxes.append((2, (x0 * k, y0 * k, x1 * k, y1 * k)))
@@ -169,24 +178,53 @@ def write_drawings(
     indices: Iterable[int],
     degrade_share: float = 0.3,
     progress: Callable[[int], None] | None = None,
+    cad: bool = False,
+    pdf: bool = False,
 ) -> list[dict]:
-    """Generate and write the drawings `indices` of `seed`; returns one record per drawing."""
+    """Generate and write the drawings `indices` of `seed`; returns one record per drawing.
+    `cad`: CAD-style sheets (frames, datums, roughness); `pdf`: also each as a vector PDF with a
+    text layer (`pdf/<name>.pdf`; its truth in `truth-pdf/`, boxes at the PDF's 200 dpi render)."""
     records = []
     for i in indices:
-        records.append(write_drawing(generate(seed, i, degrade_share), out))
+        d = generate(seed, i, degrade_share, cad=cad)
+        records.append(write_drawing(d, out))
+        if pdf:
+            write_pdf(d, out)
         if progress:
             progress(1)
     return records
 
 
-def finalize(out: Path) -> None:
+def write_pdf(d: SynthDrawing, out: Path, dpi: float = 200.0) -> None:
+    """The drawing as CAD systems export it, and its truth in the PDF's rendered pixels."""
+    from dimflow.synth.pdf import scene_pdf
+
+    data = scene_pdf(d.scene, draw_diameter=int(d.drawing_id[-1]) % 2 == 0)
+    _write(out / "pdf" / f"{d.drawing_id}.pdf", data)
+    t = truth_result(d, data, f"pdf/{d.drawing_id}.pdf")
+    k = dpi / d.dpi
+
+    def scaled(items: list) -> list:
+        return [x.model_copy(update={"bbox": tuple(round(v * k, 1) for v in x.bbox)}) for x in items]
+
+    update = {key: scaled(getattr(t, key)) for key in ("dimensions", "texts", "gdt", "datums", "surface_finish")}
+    if t.title_block is not None and t.title_block.bbox is not None:
+        update["title_block"] = t.title_block.model_copy(
+            update={"bbox": tuple(round(v * k, 1) for v in t.title_block.bbox)}
+        )
+    w, h = round(d.scene.width / 25.4 * dpi), round(d.scene.height / 25.4 * dpi)
+    update["image"] = t.image.model_copy(update={"width": w, "height": h})
+    _write(out / "truth-pdf" / f"{d.drawing_id}.json", t.model_copy(update=update).to_json())
+
+
+def finalize(out: Path, cad: bool = False) -> None:
     """Write the files that index the whole folder (crop strings, YOLO data file)."""
     lines = []
     for meta_path in sorted((out / "meta").glob("*.json")):
         crops = json.loads(meta_path.read_text()).get("crops", [])
         lines += [json.dumps(c, ensure_ascii=False, sort_keys=True) + "\n" for c in crops]
     _write(out / "crops" / "index.jsonl", "".join(lines))
-    _write(out / "data.yaml", _data_yaml(out))
+    _write(out / "data.yaml", _data_yaml(out, YOLO_CLASSES_CAD if cad else YOLO_CLASSES))
 
 
 def write_dataset(
@@ -196,14 +234,16 @@ def write_dataset(
     start: int = 0,
     degrade_share: float = 0.3,
     progress: Callable[[int], None] | None = None,
+    cad: bool = False,
+    pdf: bool = False,
 ) -> list[dict]:
     """Generate drawings start..start+n-1 of `seed` into `out`; deterministic byte for byte."""
     out.mkdir(parents=True, exist_ok=True)
-    records = write_drawings(out, seed, range(start, start + n), degrade_share, progress)
-    finalize(out)
+    records = write_drawings(out, seed, range(start, start + n), degrade_share, progress, cad=cad, pdf=pdf)
+    finalize(out, cad)
     return [r["meta"] for r in records]
 
 
-def _data_yaml(out: Path) -> str:
-    names = "".join(f"  {i}: {n}\n" for i, n in enumerate(YOLO_CLASSES))
+def _data_yaml(out: Path, classes: tuple[str, ...] = YOLO_CLASSES) -> str:
+    names = "".join(f"  {i}: {n}\n" for i, n in enumerate(classes))
     return f"# YOLO dataset written by dimflow synth\npath: .\ntrain: images\nval: images\nnames:\n{names}"

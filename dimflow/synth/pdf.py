@@ -100,7 +100,21 @@ def _build(pdf: pdfium.PdfDocument, scene: Scene, draw_diameter: bool) -> bytes:
     out = io.BytesIO()
     pdf.save(out)
     page.close()
-    return out.getvalue()
+    return _fixed_id(out.getvalue())
+
+
+def _fixed_id(data: bytes) -> bytes:
+    """PDFium writes a random file /ID and the clock's creation date: derive the ID from the content
+    instead, so the same scene gives the same bytes (the dataset is deterministic byte for byte)."""
+    import hashlib
+    import re
+
+    # and a fixed creation date (same length: no offsets move)
+    data = re.sub(rb"/CreationDate\(D:\d{14}", b"/CreationDate(D:20260101000000", data)
+    digest = hashlib.sha256(re.sub(rb"/ID\s*\[<[0-9A-Fa-f]*>\s*<[0-9A-Fa-f]*>\]", b"", data)).hexdigest()[:32].upper()
+    return re.sub(rb"/ID\s*\[<([0-9A-Fa-f]*)>\s*<([0-9A-Fa-f]*)>\]",
+                  lambda m: b"/ID[<" + digest.encode()[: len(m[1])] + b"><" + digest.encode()[: len(m[2])] + b">]",
+                  data)  # fmt: skip
 
 
 def _place(t: TextBlock, bx: float, by: float) -> tuple[float, float]:

@@ -123,3 +123,32 @@ def test_fifty_drawings_cover_every_kind_and_format(tmp_path: Path) -> None:
     assert {m["sheet"] for m in metas} == {"A3", "A4", "A4P"}
     assert len({m["font"] for m in metas}) >= 3
     assert any(m["degradation"]["jpeg_quality"] or m["degradation"]["blur"] for m in metas)
+
+
+def test_a_cad_set_boxes_frames_datums_and_finishes_and_exports_vector_pdfs(tmp_path: Path) -> None:
+    """`dimflow synth --cad --pdf`: YOLO labels with the three extra classes, truth carrying the
+    frames, datums, finishes and title-block fields, and vector PDFs whose truth is in their pixels;
+    the same seed gives the same bytes."""
+    from dimflow.inputs import load_pages
+    from dimflow.pdftext import page_text
+    from dimflow.synth.dataset import YOLO_CLASSES_CAD, write_dataset
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        write_dataset(out, n=3, seed=77, degrade_share=0.0, cad=True, pdf=True)
+    same = [p.relative_to(a) for p in a.rglob("*") if p.is_file()]
+    assert all((a / p).read_bytes() == (b / p).read_bytes() for p in same)
+    assert "5: surface_finish" in (a / "data.yaml").read_text() and len(YOLO_CLASSES_CAD) == 6
+    classes = {int(line.split()[0]) for f in (a / "labels").glob("*.txt") for line in f.read_text().splitlines()}
+    assert {0, 1, 2, 3, 4} <= classes
+    truths = [json.loads(p.read_text()) for p in sorted((a / "truth-pdf").glob("*.json"))]
+    assert sum(len(t["gdt"]) for t in truths) > 0 and sum(len(t["datums"]) for t in truths) > 0
+    assert all(t["title_block"]["fields"].get("drawing_number") for t in truths)
+    for t in truths:
+        validate_json(t)
+    pdf = sorted((a / "pdf").glob("*.pdf"))[0]
+    page = load_pages(pdf.read_bytes(), pdf.name)[0]
+    truth = truths[0]
+    assert (page.gray.shape[1], page.gray.shape[0]) == (truth["image"]["width"], truth["image"]["height"])
+    runs = page_text(pdf.read_bytes(), 0, page.dpi)
+    assert runs and any(r.text.replace(",", ".") in {d["text"] for d in truth["dimensions"]} for r in runs)
