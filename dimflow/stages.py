@@ -261,9 +261,25 @@ def _read_ocr(models: ModelSet, grays: list[np.ndarray], found: list[Detections]
             pages.append((items, [], [], finishes))
         else:  # readings inside drawn frames are frames and datums, never dimensions
             pages.append((*sort_framed(grays[i], items, models.text_engine.read), finishes))
+    blocks = [_ocr_title_block(grays[i], found[i], items) for i, (items, *_rest) in enumerate(pages)]
     each = round(_ms_since(t0) / max(1, len(grays)), 1)
-    return [Readings(items=items, elapsed_ms=each, gdt=fcfs, datums=datums, surface_finish=finishes)
-            for items, fcfs, datums, finishes in pages]  # fmt: skip
+    return [Readings(items=items, elapsed_ms=each, gdt=fcfs, datums=datums, surface_finish=finishes, title_block=tb)
+            for (items, fcfs, datums, finishes), tb in zip(pages, blocks, strict=True)]  # fmt: skip
+
+
+def _ocr_title_block(gray: np.ndarray, found: Detections, items: list[Reading]):
+    """The title block's fields from the text OCR read, by the same labels and drawn cells as on a
+    text-layer page (the detector's title-block box, when it found one, bounds it)."""
+    from dimflow.sheet import ink
+    from dimflow.textlayer import title_block
+
+    if found.turn:
+        return None
+    hint = max((b for b in found.boxes if b.cls == 2), key=lambda b: b.score, default=None)
+    runs = [TextRun(text=r.raw.strip(), box=(r.box.x0, r.box.y0, r.box.x1, r.box.y1), angle=0,
+                    size=r.box.y1 - r.box.y0) for r in items if r.box.cls == 1 and r.raw.strip()]  # fmt: skip
+    block, _ = title_block(runs, ink(gray), (hint.x0, hint.y0, hint.x1, hint.y1) if hint else None)
+    return block
 
 
 # ---------------------------------------------------------------- segment

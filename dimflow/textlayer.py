@@ -182,7 +182,7 @@ def title_block(runs: list[TextRun], mask: np.ndarray, hint: Box | None = None) 
         else:
             value = " ".join(r.text for r in values).strip()
         if value and name not in fields:
-            fields[name] = value
+            fields[name] = _tidy(name, value)
     everything = " ".join(runs[i].text for i in sorted(inside))
     for pattern, unit in _UNITS:
         if re.search(pattern, everything, re.I):
@@ -190,6 +190,15 @@ def title_block(runs: list[TextRun], mask: np.ndarray, hint: Box | None = None) 
     if m := _GENERAL_TOL.search(everything):
         fields["general_tolerance"] = " ".join(m.group(0).split())
     return TitleBlock(bbox=_r(region), fields=fields), inside
+
+
+def _tidy(name: str, value: str) -> str:
+    """One spelling for what OCR spaces loosely: `1: 5` -> `1:5`, `10F 1` -> `1 OF 1`."""
+    if name == "scale":
+        return re.sub(r"\s*:\s*", ":", value)
+    if name == "sheet" and (m := re.fullmatch(r"(\d+)\s*[O0]F\s*(\d+)", value.strip(), re.I)):
+        return f"{m[1]} OF {m[2]}"
+    return value
 
 
 def zone_marks(runs: list[TextRun], shape: tuple[int, int]) -> set[int]:

@@ -88,7 +88,7 @@ def test_two_drawings_give_contract_results_and_a_rerun_runs_no_model_and_stores
         assert {"detect", "read", "segment", "merge"} <= set(doc["timings_ms"])  # computed, not from cache
         assert (doc["gdt"], doc["datums"], doc["surface_finish"]) == ([], [], [])  # the synthetic sheets have none
         assert doc["text_source"] == "ocr"  # a PNG: read by OCR
-        assert doc["title_block"] is None or doc["title_block"]["fields"] == {}  # the detector's box, no fields
+        assert doc["title_block"]["fields"].get("sheet") == "1 OF 1"  # the title block's cells, read by OCR
         assert (store / done.objects["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         rows = (store / done.objects["csv"]).read_text().splitlines()
         assert rows[0].startswith("balloon,") and len(rows) == len(doc["dimensions"]) + 1

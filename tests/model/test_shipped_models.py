@@ -160,3 +160,36 @@ def _models():
     for key in ("detector", "reader", "segmenter"):
         _shipped(key)  # skips when a model is not shipped
     return models_from(BASELINE_DIR)
+
+
+def test_a_raster_cad_sheet_gives_frames_datums_finishes_and_title_block_by_ocr() -> None:
+    """CAD-style sheets as rasters (no text layer): frames and datum boxes are found from their
+    drawn lines, roughness values read again, the title block's fields read by OCR; none of them
+    is a dimension."""
+    from dimflow import stages
+    from dimflow.champions import models_from
+    from dimflow.evaluate import Score
+    from dimflow.synth.dataset import truth_result
+    from dimflow.synth.generate import generate
+
+    for key in ("detector", "reader", "segmenter"):
+        _shipped(key)
+    models = models_from(BASELINE_DIR)
+    score, fields_right, fields_all = Score(), 0, 0
+    for i in range(3):
+        d = generate(5555, i, degrade_share=0.0, cad=True)
+        gray = np.array(d.rendered.image.convert("L"))
+        result = stages.process_page(models, gray, stages.loose_page(gray, "cad.png", float(d.dpi)))
+        truth = truth_result(d, b"x", None).model_dump()
+        pred = json.loads(result.to_json())
+        score.add(pred["dimensions"], truth["dimensions"])
+        score.add_other(pred, truth)
+        got = (pred.get("title_block") or {}).get("fields", {})
+        fields_all += len(d.title_fields)
+        fields_right += sum(got.get(k) == v for k, v in d.title_fields.items())
+        assert pred["text_source"] == "ocr"
+    assert score.value_f1 >= 0.85, score.summary_line()
+    assert score.misfiled <= 2
+    assert score.other["gdt"]["tp"] >= 0.5 * score.other["gdt"]["truth"] > 0
+    assert score.other["surface_finish"]["tp"] == score.other["surface_finish"]["truth"]
+    assert fields_right >= 0.6 * fields_all
