@@ -20,7 +20,10 @@ from dimflow.schema import DrawingResult
 from dimflow.storage import Storage, StorageConflict
 
 _FONT = Path(__file__).resolve().parent / "synth" / "fonts" / "DejaVuSans.ttf"
-LOW_CONFIDENCE = 0.5  # balloons below this are drawn in orange: check these first
+# balloons below this are drawn in orange: check these first. Calibrated (dimflow eval --calibration):
+# at 0.9 or more, 98.9% of dimensions were fully right on the synthetic test split (348/352) and 100%
+# on the real set, while the orange ones held 9 of the test split's 13 errors (11% of balloons)
+LOW_CONFIDENCE = 0.9
 CSV_COLUMNS = (
     "balloon",
     "id",
