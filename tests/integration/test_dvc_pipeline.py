@@ -34,7 +34,7 @@ def test_dvc_repro_generates_tracked_splits(tmp_path: Path) -> None:
         shutil.copy(ROOT / name, repo / name)
     shutil.copytree(ROOT / "dimflow", repo / "dimflow", ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    for split in params["splits"].values():
+    for split in [*params["splits"].values(), *params["cad_splits"].values()]:
         split["n"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     dvc = [sys.executable, "-m", "dvc"]
@@ -46,8 +46,11 @@ def test_dvc_repro_generates_tracked_splits(tmp_path: Path) -> None:
     assert repro.returncode == 0, repro.stdout + repro.stderr
     for split in params["splits"]:
         assert len(list((repo / "data" / "synth" / split / "truth").glob("*.json"))) == 1
+    for split in params["cad_splits"]:
+        assert len(list((repo / "data" / "synth" / split / "pdf").glob("*.pdf"))) == 1
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert {f"synth@{s}" for s in params["splits"]} <= set(lock["stages"])
+    assert {f"synth_cad@{s}" for s in params["cad_splits"]} <= set(lock["stages"])
     ignored = _run(["git", "check-ignore", "data/synth/train"], repo)
     assert ignored.returncode == 0, "generated data must be ignored by git (DVC tracks it)"
     again = _run([*dvc, "repro"], repo)
