@@ -71,8 +71,8 @@ def _runs(page: pdfium.PdfPage, scale: float) -> list[TextRun]:
         inked: list[list[tuple[float, float, float, float]]] = [[] for _ in rects]  # boxes of non-space chars
         for ci in range(tp.count_chars()):
             code = pdfium_c.FPDFText_GetUnicode(tp.raw, ci)
-            if code in _SKIP or pdfium_c.FPDFText_IsGenerated(tp.raw, ci) == 1:
-                continue
+            if code in _SKIP or code < 0x20 or pdfium_c.FPDFText_IsGenerated(tp.raw, ci) == 1:
+                continue  # (a glyph the font maps to no character comes back as 0: its ink is still drawn)
             obj = pdfium_c.FPDFText_GetTextObject(tp.raw, ci)
             if obj and pdfium_c.FPDFTextObj_GetTextRenderMode(obj) == pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE:
                 continue  # a scanner's OCR layer under its image: not what the sheet shows
@@ -85,12 +85,16 @@ def _runs(page: pdfium.PdfPage, scale: float) -> list[TextRun]:
                         angles[k].append(math.degrees(pdfium_c.FPDFText_GetCharAngle(tp.raw, ci)))
                         sides[k].append(max(right - left, top - bottom))
                         inked[k].append((left, bottom, right, top))
+                    else:
+                        inked[k].append(None)  # type: ignore[arg-type]
                     break
     finally:
         tp.close()
+    pieces = [piece for parts in zip(rects, chars, angles, sides, inked, strict=True) for piece in _split(*parts)]
     runs = []
-    for rect, text, ang, side, ink in zip(rects, chars, angles, sides, inked, strict=True):
+    for rect, text, ang, side, ink in pieces:
         text = " ".join("".join(text).split())
+        ink = [b for b in ink if b is not None]
         if not text or not ink:
             continue
         # the run's box around its characters, not PDFium's rectangle (which spans a trailing space)
@@ -111,3 +115,38 @@ def _runs(page: pdfium.PdfPage, scale: float) -> list[TextRun]:
         runs.append(TextRun(text=text, box=tuple(round(v, 1) for v in box), angle=angle, tilt=tilt,
                             size=round(size, 1)))  # fmt: skip
     return runs
+
+
+def _split(rect, chars: list[str], angles: list[float], sides: list[float], ink: list):
+    """One PDFium run cut where its characters stand apart by more than a character's height: the
+    gap holds a drawn sign (a stroked Ø between `(` and `68)`) or parts that are set apart."""
+    if not angles or any(abs(a - angles[0]) > 1 for a in angles) or round(angles[0]) % 90:
+        return [(rect, chars, angles, sides, ink)]
+    clockwise = round(angles[0]) % 360
+
+    def gap(a, b) -> float:  # along the reading direction, in points
+        if clockwise == 0:
+            return b[0] - a[2]
+        if clockwise == 270:  # reads upward
+            return b[1] - a[3]
+        if clockwise == 90:
+            return a[1] - b[3]
+        return a[0] - b[2]
+
+    cuts, prev, k, spaced = [], None, 0, False
+    for i, (_c, box) in enumerate(zip(chars, ink, strict=True)):
+        if box is None:
+            spaced = True  # a written space: the gap is the typesetter's, not a drawn sign's
+            continue
+        if prev is not None and not spaced and gap(prev, box) > 0.8 * max(sides[k - 1], sides[k]):
+            cuts.append(i)
+        prev, k, spaced = box, k + 1, False
+    if not cuts:
+        return [(rect, chars, angles, sides, ink)]
+    out, start, kstart = [], 0, 0
+    for cut in [*cuts, len(chars)]:
+        piece_ink = ink[start:cut]
+        n = sum(b is not None for b in piece_ink)
+        out.append((rect, chars[start:cut], angles[kstart : kstart + n], sides[kstart : kstart + n], piece_ink))
+        start, kstart = cut, kstart + n
+    return out

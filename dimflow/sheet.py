@@ -92,11 +92,12 @@ def enclosing_frame(mask: np.ndarray, box: Box, reach: float = 1.2) -> Frame | N
     return Frame(box=(float(fx0), float(top), float(fx1), float(bottom)), walls=tuple(walls))
 
 
-def has_glyph(mask: np.ndarray, region: Box, height: float) -> bool:
+def has_glyph(mask: np.ndarray, region: Box, height: float, open_left: bool = False) -> bool:
     """Whether a region of a horizontal line of text (a slot before a value) holds a drawn
     character about as tall as the text (`height`): a diameter sign a CAD export strokes instead
     of writing. Lines that cross the slot (leaders, extension lines) are not glyphs: the ink must
-    sit inside the slot with paper above, below and before it."""
+    sit inside the slot with paper above, below and before it (unless the slot starts at text:
+    `open_left`, a sign set tight between a bracket and its value)."""
     import cv2
 
     x0, y0, x1, y1 = (round(v) for v in region)
@@ -108,7 +109,7 @@ def has_glyph(mask: np.ndarray, region: Box, height: float) -> bool:
     for i in range(1, n):
         x, y, w, hh, _area = stats[i]
         # the slot's right side adjoins the value, which a tightly set sign may touch
-        touches = x == 0 or y == 0 or y + hh >= sub.shape[0]
+        touches = (x == 0 and not open_left) or y == 0 or y + hh >= sub.shape[0]
         if not touches and 0.6 * height <= hh <= 1.75 * height and 0.5 * height <= w <= 1.4 * height:
             return True
     return False

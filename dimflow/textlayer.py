@@ -341,7 +341,8 @@ def _diameter_drawn(mask: np.ndarray, head: _Part, left: _Part | None) -> bool:
     if head.u0 - start < 0.5 * s:
         return False
     slot = _slot(mask, head, start, head.u0 - 1)
-    return has_glyph(slot, (0, 0, slot.shape[1], slot.shape[0]), s)
+    between = left is not None and start == left.u1 + 1
+    return has_glyph(slot, (0, 0, slot.shape[1], slot.shape[0]), s, open_left=between)
 
 
 _VALUE = re.compile(r"\d")
@@ -365,6 +366,12 @@ def _follows(p: _Part, head: _Part) -> bool:
             and p.v0 < head.v1 + 0.45 * s and p.s <= 1.1 * s)  # fmt: skip
 
 
+def _places(text: str) -> int:
+    """Decimal places of the last number in a run: two limits of one dimension are written alike."""
+    nums = re.findall(r"\d+(?:[.,](\d+))?", text)
+    return len(nums[-1]) if nums else -1
+
+
 def _assemble(parts: list[_Part], head: _Part, free: set[int], mask: np.ndarray) -> tuple[str, list[_Part], bool]:
     """The callout around `head`: text as the grammar reads it and the parts it used."""
     s = head.s
@@ -372,7 +379,7 @@ def _assemble(parts: list[_Part], head: _Part, free: set[int], mask: np.ndarray)
     used = [head]
     after = [p for p in same if _follows(p, head)]  # stacked deviations, fit classes, their signs
     # a stacked limit pair: the other value right above or below the head, aligned with it
-    twin = [p for p in same if _VALUE.search(p.run.text)
+    twin = [p for p in same if _VALUE.search(p.run.text) and _places(p.run.text) == _places(head.run.text)
             and (abs(p.u0 - head.u0) < 0.6 * s or abs(p.u1 - head.u1) < 0.6 * s)
             and (0 <= p.v0 - head.v1 < 0.6 * s or 0 <= head.v0 - p.v1 < 0.6 * s)]  # fmt: skip
     before = [p for p in same if head.u0 - 3.0 * s <= p.u1 <= head.u0 + 0.2 * s
@@ -460,6 +467,10 @@ def read_sheet(runs: list[TextRun], gray: np.ndarray, title_hint: Box | None = N
             todo -= set(members)
         elif isinstance(item, DatumSymbol):
             out.datums.append(item)
+            todo -= set(members)
+        elif len(frame.cells) >= 2 and not _cell_text(runs, members, frame.cells[0])[1]:
+            # a frame whose cells did not read: its text is still never a dimension
+            out.texts += [(runs[i].text, runs[i].box) for i in members]
             todo -= set(members)
 
     for i in sorted(todo):
