@@ -274,6 +274,18 @@ def _frame_item(
     return None
 
 
+def _symbol_cell(frame: Frame, runs: list[TextRun], members: list[int], mask: np.ndarray) -> bool:
+    """The frame opens with a square cell holding no text but a symbol's ink: a feature control
+    frame, even when its other cells did not read."""
+    cells = frame.cells
+    if len(cells) < 2 or _cell_text(runs, members, cells[0])[1]:
+        return False
+    x0, y0, x1, y1 = (int(v) for v in cells[0])
+    if not 0.7 * (y1 - y0) <= x1 - x0 <= 1.4 * (y1 - y0):
+        return False
+    return gdt.characteristic(mask[y0 + 4 : y1 - 3, x0 + 4 : x1 - 3]) is not None
+
+
 def _frame_count(frame: FeatureControlFrame, callouts: list[Callout]) -> int:
     """`4x` written above a frame (the feature's size callout) counts the frame too."""
     x0, y0, x1, _ = frame.bbox
@@ -366,6 +378,15 @@ def _follows(p: _Part, head: _Part) -> bool:
             and p.v0 < head.v1 + 0.45 * s and p.s <= 1.1 * s)  # fmt: skip
 
 
+def _stacked_after(head: _Part, candidates: list[_Part]) -> list[_Part]:
+    """The parts stacked after `head`; one unsigned number alone beside it is a neighbouring
+    callout, not a tolerance."""
+    after = [p for p in candidates if p.i != head.i and _follows(p, head)]
+    if len(after) == 1 and re.fullmatch(r"\(?\d+([.,]\d+)?\)?", after[0].run.text.strip()):
+        return []
+    return after
+
+
 def _places(text: str) -> int:
     """Decimal places of the last number in a run: two limits of one dimension are written alike."""
     nums = re.findall(r"\d+(?:[.,](\d+))?", text)
@@ -377,7 +398,7 @@ def _assemble(parts: list[_Part], head: _Part, free: set[int], mask: np.ndarray)
     s = head.s
     same = [p for p in parts if p.i in free and p.i != head.i and _same_tilt(p, head)]
     used = [head]
-    after = [p for p in same if _follows(p, head)]  # stacked deviations, fit classes, their signs
+    after = _stacked_after(head, same)  # stacked deviations, fit classes, their signs
     # a stacked limit pair: the other value right above or below the head, aligned with it
     twin = [p for p in same if _VALUE.search(p.run.text) and _places(p.run.text) == _places(head.run.text)
             and (abs(p.u0 - head.u0) < 0.6 * s or abs(p.u1 - head.u1) < 0.6 * s)
@@ -468,7 +489,7 @@ def read_sheet(runs: list[TextRun], gray: np.ndarray, title_hint: Box | None = N
         elif isinstance(item, DatumSymbol):
             out.datums.append(item)
             todo -= set(members)
-        elif len(frame.cells) >= 2 and not _cell_text(runs, members, frame.cells[0])[1]:
+        elif _symbol_cell(frame, runs, members, mask):
             # a frame whose cells did not read: its text is still never a dimension
             out.texts += [(runs[i].text, runs[i].box) for i in members]
             todo -= set(members)
@@ -485,7 +506,7 @@ def read_sheet(runs: list[TextRun], gray: np.ndarray, title_hint: Box | None = N
     values = [p for p in parts.values() if _VALUE.search(p.run.text) and p.run.text not in _SIGNS
               and not _COUNT.match(p.run.text.strip())]  # fmt: skip
     # a value stacked after another (a deviation, a fit class) is never a callout's head
-    subordinate = {q.i for p in values for q in values if q.i != p.i and _follows(q, p)}
+    subordinate = {q.i for p in values for q in _stacked_after(p, list(parts.values()))}
     heads = sorted((p for p in parts.values() if _VALUE.search(p.run.text) and p.run.text not in _SIGNS
                     and not _COUNT.match(p.run.text.strip()) and p.i not in subordinate),
                    key=lambda p: (-p.s, -len(p.run.text)))  # fmt: skip
