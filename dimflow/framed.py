@@ -41,6 +41,11 @@ def sort_framed(
         if w < h * 0.5 or h < 6 or any(_centre_in(b, f.box) for f in frames):
             continue  # vertical text is never in a frame
         f = enclosing_frame(mask, (b.x0 + 2, b.y0 + 2, b.x1 - 2, b.y1 - 2))
+        if f is None and w > 2 * h:  # a box drawn around a whole frame: look from its middle out
+            cx, cy = (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2
+            f = enclosing_frame(mask, (cx - 0.15 * h, cy - 0.25 * h, cx + 0.15 * h, cy + 0.25 * h), reach=2.5)
+            if f is not None and (f.box[2] - f.box[0] < 0.7 * w or f.box[3] - f.box[1] < 0.8 * h):
+                f = None  # the strokes of a glyph in the box, not a frame around it
         if f is None:
             continue
         fw, fh = f.box[2] - f.box[0], f.box[3] - f.box[1]
@@ -82,12 +87,13 @@ def _frame_item(mask, gray, f: Frame, inside: list[Reading], read_cells: ReadCel
         if re.fullmatch(r"[A-Z]{1,2}", label):
             return DatumSymbol(label=label, bbox=box, confidence=round(min(0.95, conf), 3))
         return None
-    if any(_centre_in(r.box, cells[0]) for r in inside):
-        return None  # the first cell holds text: a table, not a frame
     x0, y0, x1, y1 = (int(v) for v in cells[0])
     symbol = gdt.characteristic(mask[y0 + 4 : y1 - 3, x0 + 4 : x1 - 3])
     if symbol is None:
         return None
+    square = 0.7 * (y1 - y0) <= x1 - x0 <= 1.4 * (y1 - y0)
+    if any(_centre_in(r.box, cells[0]) for r in inside) and not (square and symbol[1] >= 0.7):
+        return None  # the first cell holds text, not a clear symbol (the detector boxes ○ as "6"): a table
     read = read_cells([_crop(gray, c) for c in cells[1:]])
     text = _tolerance_text(read[0][0], _sign_first(mask, cells[1]))
     tol = gdt.tolerance_cell(text)
