@@ -238,3 +238,14 @@ def test_a_text_layer_page_carries_its_characteristics_and_inches_from_its_title
     assert result.text_source == "pdf_text" and result.gdt[0].id == "g1" and result.datums[0].label == "A"
     assert result.title_block.fields == {"units": "in"}
     validate_json(json.loads(result.to_json()))
+
+
+def test_a_text_layer_callout_without_dimension_lines_is_barely_doubted() -> None:
+    """Exact strings: the segmenter's missing strokes cost 5%, not half (an OCR reading's)."""
+    reading = interpret(BOX, "12.5", 0.97)
+    ocr = merge(PAGE, Detections(boxes=[BOX]), Readings(items=[reading]), strokes(), {}, frozenset())
+    text = merge(
+        PAGE, Detections(boxes=[BOX]), Readings(items=[reading], source="pdf_text"), strokes(), {}, frozenset()
+    )
+    assert ocr.dimensions[0].confidence == round(min(1.0, 0.9 / 0.8) * 0.97 * 0.5, 4)
+    assert text.dimensions[0].confidence == round(0.97 * 0.95, 4)
