@@ -38,7 +38,7 @@ def main() -> None:
     from dimflow.evaluate import score_dirs
     from dimflow.inputs import content_hash, load_pages
     from dimflow.pdftext import page_text
-    from dimflow.synth.dataset import truth_result
+    from dimflow.synth.dataset import pdf_truth
     from dimflow.synth.generate import generate
     from dimflow.synth.pdf import scene_pdf
 
@@ -52,16 +52,9 @@ def main() -> None:
     for i in range(args.n):
         d = generate(args.seed, i, degrade_share=0.0, cad=True)
         pdf = scene_pdf(d.scene, draw_diameter=i % 2 == 0)
-        t = truth_result(d, pdf, f"{d.drawing_id}.pdf")
-        k = 200 / d.dpi  # the PDF renders at 200 dpi; the truth's boxes are the raster's at d.dpi
-
-        def scale(items: list, k: float = k) -> list:
-            return [x.model_copy(update={"bbox": tuple(v * k for v in x.bbox)}) for x in items]
-
-        scaled = t.model_copy(update={key: scale(getattr(t, key)) for key in ("dimensions", "gdt", "datums",
-                                                                               "surface_finish")})  # fmt: skip
+        t = pdf_truth(d, pdf, f"{d.drawing_id}.pdf")  # boxes in the PDF's pixels at 200 dpi
         fields[f"{i:03d}"] = t.title_block.fields if t.title_block else {}
-        (truth / f"{i:03d}.json").write_text(scaled.to_json())
+        (truth / f"{i:03d}.json").write_text(t.to_json())
         page = load_pages(pdf, f"{i}.pdf")[0]
         ref = stages.loose_page(page.gray, f"{i}.pdf", page.dpi, content_hash(pdf))
         for name, runs, out in (("text", page_text(pdf, 0, page.dpi), pred_text), ("ocr", None, pred_ocr)):

@@ -88,7 +88,7 @@ def _frame_item(mask, gray, f: Frame, inside: list[Reading], read_cells: ReadCel
             return DatumSymbol(label=label, bbox=box, confidence=round(min(0.95, conf), 3))
         return None
     x0, y0, x1, y1 = (int(v) for v in cells[0])
-    symbol = gdt.characteristic(mask[y0 + 4 : y1 - 3, x0 + 4 : x1 - 3])
+    symbol = gdt.cell_symbol(mask, cells[0])
     if symbol is None:
         return None
     square = 0.7 * (y1 - y0) <= x1 - x0 <= 1.4 * (y1 - y0)

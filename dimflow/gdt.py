@@ -106,6 +106,12 @@ def characteristic(mask: np.ndarray) -> tuple[str, float] | None:
     return best, round(min(1.0, 0.5 + margin / 4.0), 3)
 
 
+def cell_symbol(mask: np.ndarray, cell: tuple[float, float, float, float]) -> tuple[str, float] | None:
+    """`characteristic` of a frame cell's ink, its walls (3-4 px each side) left out."""
+    x0, y0, x1, y1 = (int(v) for v in cell)
+    return characteristic(mask[y0 + 4 : y1 - 3, x0 + 4 : x1 - 3])
+
+
 # ---------------------------------------------------------------- text of the frame's cells
 
 MODIFIERS = ("CZ", "ST", "M", "L", "F", "P", "T", "U", "S", "E")

@@ -127,8 +127,7 @@ def merge(
 
 
 def _detected_title_block(found: Detections) -> TitleBlock | None:
-    boxes = sorted((b for b in found.boxes if b.cls == 2), key=lambda b: -b.score)
-    if not boxes:
+    b = found.title_box()
+    if b is None:
         return None
-    b = boxes[0]
     return TitleBlock(bbox=(round(b.x0, 1), round(b.y0, 1), round(b.x1, 1), round(b.y1, 1)))

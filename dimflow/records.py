@@ -74,6 +74,10 @@ class Detections(_Record):
     turn: int = Field(default=0, ge=0, le=3)
     elapsed_ms: float = 0.0
 
+    def title_box(self) -> Box | None:
+        """The detector's most confident title-block box, if it found one."""
+        return max((b for b in self.boxes if b.cls == 2), key=lambda b: b.score, default=None)
+
 
 class Reading(_Record):
     """One box as read: the raw string, its parsed fields (or why not) and the reader's belief."""

@@ -209,7 +209,7 @@ def read_text_layer(gray: np.ndarray, found: Detections, runs: list[TextRun]) ->
     from dimflow.textlayer import read_sheet
 
     t0 = time.perf_counter()
-    hint = max((b for b in found.boxes if b.cls == 2), key=lambda b: b.score, default=None)
+    hint = found.title_box()
     sheet = read_sheet(runs, gray, (hint.x0, hint.y0, hint.x1, hint.y1) if hint else None)
     items = []
     for c in sheet.callouts:
@@ -275,7 +275,7 @@ def _ocr_title_block(gray: np.ndarray, found: Detections, items: list[Reading]):
 
     if found.turn:
         return None
-    hint = max((b for b in found.boxes if b.cls == 2), key=lambda b: b.score, default=None)
+    hint = found.title_box()
     runs = [TextRun(text=r.raw.strip(), box=(r.box.x0, r.box.y0, r.box.x1, r.box.y1), angle=0,
                     size=r.box.y1 - r.box.y0) for r in items if r.box.cls == 1 and r.raw.strip()]  # fmt: skip
     block, _ = title_block(runs, ink(gray), (hint.x0, hint.y0, hint.x1, hint.y1) if hint else None)

@@ -245,8 +245,8 @@ def _frame_item(
 ) -> FeatureControlFrame | DatumSymbol | None:
     cells = frame.cells
     if len(cells) >= 2 and not _cell_text(runs, members, cells[0])[1]:
-        x0, y0, x1, y1 = (int(v) for v in cells[0])
-        symbol = gdt.characteristic(mask[y0 + 4 : y1 - 3, x0 + 4 : x1 - 3])
+        symbol = gdt.cell_symbol(mask, cells[0])
+        y0, y1 = int(cells[0][1]), int(cells[0][3])
         text, inside = _cell_text(runs, members, cells[1])
         if symbol is None or not inside:
             return None
@@ -283,7 +283,7 @@ def _symbol_cell(frame: Frame, runs: list[TextRun], members: list[int], mask: np
     x0, y0, x1, y1 = (int(v) for v in cells[0])
     if not 0.7 * (y1 - y0) <= x1 - x0 <= 1.4 * (y1 - y0):
         return False
-    return gdt.characteristic(mask[y0 + 4 : y1 - 3, x0 + 4 : x1 - 3]) is not None
+    return gdt.cell_symbol(mask, cells[0]) is not None
 
 
 def _frame_count(frame: FeatureControlFrame, callouts: list[Callout]) -> int:
@@ -474,7 +474,7 @@ def read_sheet(runs: list[TextRun], gray: np.ndarray, title_hint: Box | None = N
     out = SheetReading()
     todo = set(range(len(runs)))
     zones = zone_marks(runs, gray.shape[:2])
-    block, in_block = title_block([r for r in runs], mask, title_hint)
+    block, in_block = title_block(runs, mask, title_hint)
     out.title_block = block
     for i in sorted((zones | in_block) & todo):
         out.texts.append((runs[i].text, runs[i].box))

@@ -195,13 +195,10 @@ def write_drawings(
     return records
 
 
-def write_pdf(d: SynthDrawing, out: Path, dpi: float = 200.0) -> None:
-    """The drawing as CAD systems export it, and its truth in the PDF's rendered pixels."""
-    from dimflow.synth.pdf import scene_pdf
-
-    data = scene_pdf(d.scene, draw_diameter=int(d.drawing_id[-1]) % 2 == 0)
-    _write(out / "pdf" / f"{d.drawing_id}.pdf", data)
-    t = truth_result(d, data, f"pdf/{d.drawing_id}.pdf")
+def pdf_truth(d: SynthDrawing, data: bytes, source: str | None = None, dpi: float = 200.0) -> DrawingResult:
+    """The drawing's truth for its vector PDF (`data`), boxes in the PDF's pixels at `dpi` (the
+    raster's truth is at the drawing's own dpi)."""
+    t = truth_result(d, data, source)
     k = dpi / d.dpi
 
     def scaled(items: list) -> list:
@@ -214,7 +211,16 @@ def write_pdf(d: SynthDrawing, out: Path, dpi: float = 200.0) -> None:
         )
     w, h = round(d.scene.width / 25.4 * dpi), round(d.scene.height / 25.4 * dpi)
     update["image"] = t.image.model_copy(update={"width": w, "height": h})
-    _write(out / "truth-pdf" / f"{d.drawing_id}.json", t.model_copy(update=update).to_json())
+    return t.model_copy(update=update)
+
+
+def write_pdf(d: SynthDrawing, out: Path, dpi: float = 200.0) -> None:
+    """The drawing as CAD systems export it, and its truth in the PDF's rendered pixels."""
+    from dimflow.synth.pdf import scene_pdf
+
+    data = scene_pdf(d.scene, draw_diameter=int(d.drawing_id[-1]) % 2 == 0)
+    _write(out / "pdf" / f"{d.drawing_id}.pdf", data)
+    _write(out / "truth-pdf" / f"{d.drawing_id}.json", pdf_truth(d, data, f"pdf/{d.drawing_id}.pdf", dpi).to_json())
 
 
 def finalize(out: Path, cad: bool = False) -> None:

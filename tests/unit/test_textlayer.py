@@ -45,6 +45,7 @@ def test_the_real_sheets_every_characteristic(stem: str) -> None:
 
 def test_synthetic_cad_pdfs_it_never_saw() -> None:
     """Four sheets of a seed used nowhere else, exported as vector PDFs, half with the diameter sign stroked."""
+    from dimflow.synth.dataset import pdf_truth
     from dimflow.synth.generate import generate
     from dimflow.synth.pdf import scene_pdf
 
@@ -54,9 +55,7 @@ def test_synthetic_cad_pdfs_it_never_saw() -> None:
         pdf = scene_pdf(d.scene, draw_diameter=i % 2 == 0)
         page = load_pages(pdf, "s.pdf")[0]
         sheet = read_sheet(page_text(pdf, 0, page.dpi), page.gray)
-        k = page.dpi / d.dpi
-        truth = [{**c.fields(), "bbox": [v * k for v in box]} for c, _, box in d.callouts()]
-        s.add(_as_result(sheet)["dimensions"], truth)
+        s.add(_as_result(sheet)["dimensions"], pdf_truth(d, pdf, dpi=page.dpi).model_dump()["dimensions"])
         assert sheet.title_block is not None and sheet.title_block.fields.get("sheet")
     assert s.n_truth >= 20
     assert s.value_f1 >= 0.95 and s.full_f1 >= 0.95, s.summary_line()
@@ -81,7 +80,7 @@ def test_hostile_runs_are_text_not_crashes() -> None:
 def test_synthetic_cad_sheets_frames_datums_finishes_and_title_block() -> None:
     """CAD-style synthetic sheets (generate(..., cad=True)) of a seed used nowhere else: the frames,
     datums and roughness values are found and none is a dimension; the title block's fields read."""
-    from dimflow.synth.dataset import truth_result
+    from dimflow.synth.dataset import pdf_truth
     from dimflow.synth.generate import generate
     from dimflow.synth.pdf import scene_pdf
 
@@ -92,11 +91,7 @@ def test_synthetic_cad_sheets_frames_datums_finishes_and_title_block() -> None:
         pdf = scene_pdf(d.scene, draw_diameter=i % 2 == 1)
         page = load_pages(pdf, "s.pdf")[0]
         sheet = read_sheet(page_text(pdf, 0, page.dpi), page.gray)
-        k = page.dpi / d.dpi
-        t = truth_result(d, pdf, None).model_dump()
-        for key in ("dimensions", "gdt", "datums", "surface_finish"):
-            for item in t[key]:
-                item["bbox"] = [v * k for v in item["bbox"]]
+        t = pdf_truth(d, pdf, dpi=page.dpi).model_dump()
         pred = _as_result(sheet)
         s.add(pred["dimensions"], t["dimensions"])
         s.add_other(pred, t)
