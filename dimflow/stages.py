@@ -30,7 +30,7 @@ from dimflow.storage import S3Storage, Storage
 
 # bump when inference code changes what a stage returns for the same model files: cached stage
 # results are keyed on it together with the input's hash and the model versions
-INFERENCE_VERSION = "11"  # 6: PDF text layer; 7: frames on OCR pages; 8-11: grouping, title blocks by OCR, frames
+INFERENCE_VERSION = "12"  # 6: text layer; 7: OCR frames; 8-11: grouping, OCR title blocks, frames; 12: glyph strips
 TEXT_LAYER = 0.97  # a text-layer callout's reading belief: exact strings, assembled from runs
 TEXT_LAYER_INFERRED = 0.9  # ... with a diameter sign found drawn beside it
 CROP_PAD_PX = 4  # the reader was trained on crops padded this much around the text (dimflow.synth.dataset)
