@@ -102,14 +102,17 @@ class InProcess:
 _clients = threading.local()
 
 
-def one_job(api: str, token: str, f: Path) -> tuple[float, str | None]:
+JOBS: list[tuple[str, float, float]] = []  # job id, wall clock at submit and at result, sequential phase
+
+
+def one_job(api: str, token: str, f: Path, timeline: bool = False) -> tuple[float, str | None]:
     """Submit -> result for one drawing, on this thread's long-lived client (as an integration keeps one)."""
     from dimflow.client import Client
 
     if getattr(_clients, "c", None) is None:
         _clients.c = Client(api, token)
     c = _clients.c
-    t = time.perf_counter()
+    t, wall = time.perf_counter(), time.time()
     try:
         job = c.submit([f])
         st = c.wait(job.job_id, timeout_s=300)
@@ -118,6 +121,8 @@ def one_job(api: str, token: str, f: Path) -> tuple[float, str | None]:
         results = c.results(job.job_id)
         if not results or "dimensions" not in results[0]:
             return (time.perf_counter() - t) * 1000, "no result"
+        if timeline:
+            JOBS.append((job.job_id, wall, time.time()))
     except Exception as exc:
         return (time.perf_counter() - t) * 1000, f"{type(exc).__name__}: {exc}"
     return (time.perf_counter() - t) * 1000, None
@@ -141,7 +146,7 @@ def phase(api: str, token: str, files: list[Path], concurrency: int, inproc: InP
         for i, f in enumerate(files):
             if inproc is not None and i % 2 == 0:
                 paired.append(inproc.ms(f))
-            got.append(one_job(api, token, f))
+            got.append(one_job(api, token, f, timeline=inproc is not None))
             if inproc is not None and i % 2 == 1:
                 paired.append(inproc.ms(f))
         wall = sum(ms for ms, _ in got) / 1000
@@ -161,6 +166,32 @@ def phase(api: str, token: str, files: list[Path], concurrency: int, inproc: InP
         if concurrency == 1:
             row["diff_p50_ms"] = round(statistics.median([s - i for s, i in zip(ms, paired, strict=True)]), 1)
     return row
+
+
+def timeline(prefect_api: str) -> dict[str, float]:
+    """Where the sequential jobs' time went, median ms, from their Prefect runs: submission until
+    the run exists (upload checks, storing, creating it), until it runs (wake-up, claim), the run
+    (of which its task runs), and from its end until the client has the result."""
+    import httpx
+    from dateutil.parser import isoparse
+
+    ids = [j for j, _, _ in JOBS]
+    with httpx.Client(base_url=prefect_api, timeout=30) as h:
+        flows = {r["id"]: r for r in h.post("/flow_runs/filter", json={"flow_runs": {"id": {"any_": ids}}}).json()}
+        tasks = h.post("/task_runs/filter", json={"flow_runs": {"id": {"any_": ids}}, "limit": 200}).json()
+    by_flow: dict[str, float] = {}
+    rows: dict[str, list[float]] = {}
+    for t in tasks:
+        by_flow[t["flow_run_id"]] = by_flow.get(t["flow_run_id"], 0.0) + 1000 * (t["total_run_time"] or 0.0)
+        rows.setdefault(f"task {t['name'].rsplit('-', 1)[0]}", []).append(1000 * (t["total_run_time"] or 0.0))
+    for job_id, sent, got in JOBS:
+        r = flows[job_id]
+        created, start, end = (isoparse(r[k]).timestamp() for k in ("created", "start_time", "end_time"))
+        for k, v in (("submit -> run created", created - sent), ("created -> running", start - created),
+                     ("run", end - start), ("run: its task runs", by_flow.get(job_id, 0.0) / 1000),
+                     ("run ended -> result at client", got - end)):  # fmt: skip
+            rows.setdefault(k, []).append(v * 1000)
+    return {k: round(statistics.median(v), 1) for k, v in rows.items()}
 
 
 def main() -> None:
@@ -224,6 +255,7 @@ def main() -> None:
                 "concurrency 8": phase(api, token, sets["c8"], 8, inproc),
                 "resubmitted (cache)": phase(api, token, sets["sequential"], 1)}  # fmt: skip
         metrics = urllib.request.urlopen(f"{api}/metrics", timeout=10).read().decode()
+        spent = timeline(env["PREFECT_API_URL"])
     finally:
         for p in reversed(procs):
             p.terminate()
@@ -250,6 +282,7 @@ def main() -> None:
     for name, r in rows.items():
         if r["first_error"]:
             print(f"{name}: first error: {r['first_error']}")
+    print("sequential jobs, median ms: " + "; ".join(f"{k} {v:.0f}" for k, v in spent.items()))
     hits = [ln for ln in metrics.splitlines() if ln.startswith(("dimflow_cache_lookups_total", "dimflow_jobs_total"))]
     print("\n".join(hits))
     print(json.dumps(rows))

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from dimflow import registry
-from dimflow.devices import pick_device
+from dimflow.devices import pick_device, thread_budget
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,13 @@ class ModelSet:
     def key(self) -> str:
         return models_key(self.refs)
 
+    def prepare(self, budgets: list[int]) -> None:
+        """Make the ONNX sessions for each thread budget now, not in a job (`devices.budgets`)."""
+        for b in budgets:
+            for model, make in ((self.detector, "_session"), (self.text_engine, "_engine")):
+                if hasattr(model, make):
+                    getattr(model, make)(b)
+
 
 def models_key(refs: dict[str, str]) -> str:
     """What cached stage results depend on: the exact versions that ran, not the notes about them."""
@@ -56,10 +63,18 @@ class TextEngine:
     GAP = 0.25  # white between two glyphs of a strip, in heights
 
     def __init__(self) -> None:
-        from rapidocr_onnxruntime import RapidOCR
-
-        self.engine = RapidOCR()
+        self._engines: dict[int | None, Any] = {}
         self.ref = f"rapidocr-onnxruntime/{metadata.version('rapidocr-onnxruntime')}"
+        self.engine = self._engine(None)
+
+    def _engine(self, threads: int | None) -> Any:
+        """RapidOCR for a thread budget (`devices.thread_budget`), made once per budget."""
+        got = self._engines.get(threads)
+        if got is None:
+            from rapidocr_onnxruntime import RapidOCR
+
+            got = self._engines[threads] = RapidOCR(**({"intra_op_num_threads": threads} if threads else {}))
+        return got
 
     def read(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         """Recognition only (the detector already boxed the text), in batches. Narrow crops (one
@@ -83,7 +98,7 @@ class TextEngine:
     def _rec(self, imgs: list[np.ndarray]) -> list[tuple[str, float]]:
         if not imgs:
             return []
-        res, _ = self.engine.text_rec([np.dstack([c] * 3) for c in imgs])
+        res, _ = self._engine(thread_budget()).text_rec([np.dstack([c] * 3) for c in imgs])
         return [(" ".join(str(t).split()), max(0.0, min(1.0, float(score)))) for t, score in res]
 
     def _strips(self, glyphs: list[np.ndarray]) -> dict[int, tuple[str, float]]:

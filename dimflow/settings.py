@@ -100,7 +100,12 @@ class Settings(BaseSettings):
         description="ONNX Runtime threads spin between ops (fastest alone; the service's workers turn it off).",
     )
     compute_lock: Path | None = Field(
-        default=None, description="Lock file the model stages of one machine's workers take in turns (service)."
+        default=None, description="Lock file(s) through which one machine's workers share its cores (service)."
+    )
+    compute_share: Literal["threads", "turns"] = Field(
+        default="threads",
+        description="How those workers' model stages share the cores: side by side with the cores divided "
+        "among them (threads), or one at a time with every core (turns).",
     )
     max_upload_files: int = Field(default=20, ge=1, le=1000, description="Most files one job may hold.")
     synth_seed: int = Field(default=1, description="Default seed of the synthetic generator.")

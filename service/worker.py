@@ -40,10 +40,11 @@ def work(index: int, current: Any, events: Any, tag: str | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker-{index} %(name)s %(message)s")
     for noisy in ("httpx", "mlflow", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from dimflow import champions
+    from dimflow import champions, devices
 
     t0 = time.perf_counter()
     models = champions.get_models()  # warm before the first job; a registry that is down ends the process
+    models.prepare(devices.budgets())  # and the sessions for each share of the cores
     events.put({"kind": "ready", "worker": index, "models": dict(models.refs), "load_s": time.perf_counter() - t0})
     asyncio.run(_serve(index, current, events, tag))
 
@@ -160,7 +161,7 @@ class Supervisor:
 
         lock = get_settings().data_dir.resolve() / "worker-compute.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("DIMFLOW_COMPUTE_LOCK", str(lock))  # model stages take turns (devices.model_turn)
+        os.environ.setdefault("DIMFLOW_COMPUTE_LOCK", str(lock))  # model stages share the cores (devices.model_turn)
         self._recover_orphans()
         for i in range(self.n):
             slot = _Slot(i, self._ctx.Array("c", _ID_BYTES, lock=False))

@@ -12,10 +12,12 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+from dimflow.devices import thread_budget
 from dimflow.records import CLASSES, Box
 from dimflow.settings import get_settings
 
@@ -69,17 +71,30 @@ class Detector:
     """ONNX YOLO detector: grayscale drawings in, class boxes in input pixels out."""
 
     def __init__(self, folder: Path, cfg: DetectorConfig, providers: list[str] | None = None) -> None:
-        import onnxruntime as ort
-
         from dimflow.devices import onnx_providers
 
         self.folder, self.cfg = folder, cfg
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if not get_settings().onnx_spinning:  # several workers on few cores: idle threads must yield the core
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(folder / ONNX), opts, providers=providers or onnx_providers())
+        self.providers = providers or onnx_providers()
+        self._sessions: dict[int | None, Any] = {}
+        self.session = self._session(None)
         self.input = self.session.get_inputs()[0].name
+
+    def _session(self, threads: int | None):
+        """The onnxruntime session for a thread budget (`devices.thread_budget`: the service's
+        workers divide the cores among the stages running); made once per budget."""
+        got = self._sessions.get(threads)
+        if got is None:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            if threads:
+                opts.intra_op_num_threads = threads
+            if not get_settings().onnx_spinning:  # several workers on few cores: idle threads must yield the core
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            got = self._sessions[threads] = ort.InferenceSession(str(self.folder / ONNX), opts,
+                                                                 providers=self.providers)  # fmt: skip
+        return got
 
     @classmethod
     def load(cls, folder: Path) -> Detector:
@@ -102,12 +117,13 @@ class Detector:
         dpis = dpis or [None] * len(grays)
         prepared = [letterbox(g, self.size_for(g.shape, d)) for g, d in zip(grays, dpis, strict=True)]
         results: list[list[Box]] = [[] for _ in grays]
+        session = self._session(thread_budget())
         shapes: dict[tuple[int, int], list[int]] = {}
         for i, (img, _, _) in enumerate(prepared):
             shapes.setdefault(img.shape, []).append(i)
         for idx in shapes.values():
             x = np.stack([prepared[i][0] for i in idx])[:, None].astype(np.float32) / 255.0
-            out = self.session.run(None, {self.input: np.repeat(x, 3, axis=1)})[0]
+            out = session.run(None, {self.input: np.repeat(x, 3, axis=1)})[0]
             for i, pred in zip(idx, out, strict=True):
                 results[i] = self._boxes(pred, prepared[i][1], prepared[i][2])
         return results
