@@ -66,3 +66,19 @@ def test_the_inspection_table_has_a_row_per_balloon() -> None:
     rows = list(csv.reader(io.StringIO(inspection_csv(_result()).decode())))
     assert rows[0][:4] == ["balloon", "id", "text", "kind"]
     assert rows[1] == ["1", "d1", "Ø12 H7", "diameter", "12.0", "mm", "", "", "H7", "1", "0.42", "20.0 30.0 60.0 45.0"]
+
+
+def test_the_ballooned_png_keeps_the_drawing_and_colours_by_confidence() -> None:
+    from PIL import Image
+
+    from dimflow.report import balloon_png
+
+    gray = np.tile(np.linspace(0, 255, 200).astype(np.uint8), (100, 1))  # every gray level
+    low, high = _result(), _result()
+    high.dimensions[0].confidence = 0.95
+    for result, colour in ((low, (230, 120, 0)), (high, (0, 90, 200))):
+        img = np.asarray(Image.open(io.BytesIO(balloon_png(gray, result))).convert("RGB")).astype(int)
+        assert img.shape == (100, 200, 3)
+        assert (np.abs(img[90, :, 0] - gray[90]) <= 1).all()  # far from the balloon: the drawing's grays
+        colours = {tuple(p) for p in img.reshape(-1, 3)}
+        assert colour in colours and ({(0, 90, 200), (230, 120, 0)} - {colour}).isdisjoint(colours)
