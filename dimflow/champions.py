@@ -19,8 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from dimflow import registry
-from dimflow.devices import pick_device, thread_budget
+from dimflow import devices, registry
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class TextEngine:
     def _rec(self, imgs: list[np.ndarray]) -> list[tuple[str, float]]:
         if not imgs:
             return []
-        res, _ = self._engine(thread_budget()).text_rec([np.dstack([c] * 3) for c in imgs])
+        res, _ = self._engine(devices.thread_budget()).text_rec([np.dstack([c] * 3) for c in imgs])
         return [(" ".join(str(t).split()), max(0.0, min(1.0, float(score)))) for t, score in res]
 
     def _strips(self, glyphs: list[np.ndarray]) -> dict[int, tuple[str, float]]:
@@ -128,7 +127,7 @@ def on_device(model: Any) -> Any:
     """Torch models go to the GPU when the worker has one; the detector picks its ONNX provider."""
     import torch
 
-    return model.to(pick_device()) if isinstance(model, torch.nn.Module) else model
+    return model.to(devices.pick_device()) if isinstance(model, torch.nn.Module) else model
 
 
 def _device_name(model: Any) -> str:
@@ -220,6 +219,7 @@ def get_models(reload: bool = False) -> ModelSet:
         refs["text"] = engine.ref
         refs["device"] = _device_name(loaded["reader"])
         _MODELS = ModelSet(loaded["detector"], loaded["reader"], loaded["segmenter"], engine, refs)
+        _MODELS.prepare(devices.budgets())  # a service worker's sessions for each share of the cores
         _LOADED_FOR = wanted
         log.info("models loaded: %s", _MODELS.key)
         return _MODELS

@@ -40,11 +40,10 @@ def work(index: int, current: Any, events: Any, tag: str | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker-{index} %(name)s %(message)s")
     for noisy in ("httpx", "mlflow", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from dimflow import champions, devices
+    from dimflow import champions
 
     t0 = time.perf_counter()
     models = champions.get_models()  # warm before the first job; a registry that is down ends the process
-    models.prepare(devices.budgets())  # and the sessions for each share of the cores
     events.put({"kind": "ready", "worker": index, "models": dict(models.refs), "load_s": time.perf_counter() - t0})
     asyncio.run(_serve(index, current, events, tag))
 
