@@ -147,7 +147,7 @@ def evaluate(
 
 
 train_app = typer.Typer(help="Train a model, register it in MLflow and promote it if it beats the champion.")
-models_app = typer.Typer(help="Inspect, bootstrap and evaluate the registered models.")
+models_app = typer.Typer(help="Inspect, bootstrap, evaluate, promote and roll back the registered models.")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 
@@ -449,6 +449,98 @@ def models_evaluate(
     for key, metrics in results.items():
         shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
         print(f"{key} {metrics['model']} {shown}")
+
+
+ModelName = Annotated[str, typer.Argument(help="The model: detector, reader, segmenter, or its registered name.")]
+ReasonOption = Annotated[str, typer.Option(help="Why: kept with the move in the registry and the audit log.")]
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in a container: still recorded, as such
+        return "unknown"
+
+
+def _audit_move(move) -> None:
+    """The move in the service's audit log too (its registry tags are the record either way)."""
+    import socket
+
+    from service.audit import AuditLog, Entry, audit_url
+
+    try:
+        log = AuditLog(audit_url())
+        log.migrate()
+        log.record(Entry(action=f"models.{move.action}", method="CLI", route=f"dimflow models {move.action}",
+                         status=0, client=socket.gethostname(), subject=move.by,
+                         models={move.model: f"{move.model}/{move.version}"},
+                         detail=move.line()))  # fmt: skip
+    except Exception as exc:
+        console.print(f"[yellow]warning:[/yellow] the move is recorded in the registry, not in the audit log: {exc}")
+
+
+@models_app.command("promote")
+def models_promote(
+    name: ModelName,
+    version: Annotated[int, typer.Argument(help="The registered version to make champion.")],
+    reason: ReasonOption = "",
+) -> None:
+    """Make a version the champion by hand; the one it replaces becomes `previous` (for rollback)."""
+    from dimflow.lifecycle import LifecycleError, promote
+
+    try:
+        move = promote(name, version, by=_actor(), reason=reason or "by hand")
+    except (LifecycleError, RegistryError) as exc:
+        raise fail(str(exc)) from None
+    _audit_move(move)
+    print(move.line())
+
+
+@models_app.command("rollback")
+def models_rollback(name: ModelName, reason: ReasonOption = "") -> None:
+    """Put the `previous` champion back; an error when there is none."""
+    from dimflow.lifecycle import LifecycleError, rollback
+
+    try:
+        move = rollback(name, by=_actor(), reason=reason or "by hand")
+    except (LifecycleError, RegistryError) as exc:
+        raise fail(str(exc)) from None
+    _audit_move(move)
+    print(move.line())
+
+
+@models_app.command("history")
+def models_history(
+    name: ModelName,
+    as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON.")] = False,
+) -> None:
+    """Every version (aliases, metrics, data hash, commit) and every move of the champion."""
+    from dataclasses import asdict
+    from datetime import UTC, datetime
+
+    from dimflow.lifecycle import LifecycleError, history
+
+    try:
+        h = history(name)
+    except (LifecycleError, RegistryError) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print(json.dumps(h | {"moves": [asdict(m) for m in h["moves"]]}, indent=1))
+        return
+    table = Table(title=f"{h['model']}: versions")
+    for col in ("version", "aliases", "registered", "metrics", "data", "commit"):
+        table.add_column(col)
+    for v in h["versions"]:
+        when = datetime.fromtimestamp(v["created_ms"] / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        shown = " ".join(f"{k}={m:.4f}" for k, m in sorted(v["metrics"].items()))
+        table.add_row(str(v["version"]), ",".join(v["aliases"]), when, shown, (v["dataset"] or "")[:12],
+                      (v["commit"] or "")[:10])  # fmt: skip
+    Console(soft_wrap=True).print(table)
+    print("champion moves:" if h["moves"] else "champion moves: none recorded")
+    for m in h["moves"]:
+        print(f"  {m.line()}")
 
 
 # ---------------------------------------------------------------------------------------------- service

@@ -11,12 +11,13 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dimflow import registry
-from dimflow.registry import CHALLENGER, CHAMPION, MODEL_NAMES
+from dimflow.registry import CHALLENGER, CHAMPION, MODEL_NAMES, PREVIOUS
 from dimflow.settings import get_settings
 
 
@@ -111,13 +112,116 @@ def promote_if_better(key: str, split: Path) -> dict:
     champion_v = registry.version_by_alias(kind.name, CHAMPION)
     chall = kind.evaluate(kind.load(registry.load(kind.name, version=challenger_v).path), split)[kind.metric]
     if champion_v is None:
-        registry.set_alias(kind.name, CHAMPION, challenger_v)
+        promote(kind.name, challenger_v, by="training", reason=f"first champion ({kind.metric} {chall:.4f} on {split})")
         return {"promoted": True, "challenger": chall, "champion": None}
     champ = kind.evaluate(kind.load(registry.load(kind.name, version=champion_v).path), split)[kind.metric]
     if chall > champ:
-        registry.set_alias(kind.name, CHAMPION, challenger_v)
+        promote(kind.name, challenger_v, by="training",
+                reason=f"{kind.metric} {chall:.4f} > {champ:.4f} of {kind.name}/{champion_v} on {split}")  # fmt: skip
         return {"promoted": True, "challenger": chall, "champion": champ}
     return {"promoted": False, "challenger": chall, "champion": champ}
+
+
+# ------------------------------------------------------------------ champion moves (by hand or by a flow)
+
+MOVE_TAG = "dimflow.champion."  # + the move's time in ms, zero-padded: one registered-model tag per move
+
+
+class LifecycleError(RuntimeError):
+    """A promotion or rollback that cannot be done as asked (the message says why)."""
+
+
+@dataclass(frozen=True)
+class ChampionMove:
+    """One change of a model's `champion` alias, as recorded on the registered model."""
+
+    model: str
+    action: str  # "promote" or "rollback"
+    version: int  # the champion now
+    replaced: int | None  # the champion before
+    at: str  # ISO time, UTC
+    by: str
+    reason: str = ""
+
+    def line(self) -> str:
+        was = f"{self.replaced}" if self.replaced is not None else "none"
+        return f"{self.at} {self.action} {self.model}: {was} -> {self.version} by {self.by}" + (
+            f" ({self.reason})" if self.reason else "")  # fmt: skip
+
+
+def model_name(name: str) -> str:
+    """A registered model's name from itself or its role ("reader" -> "callout-reader")."""
+    if name in MODEL_NAMES:
+        return MODEL_NAMES[name]
+    if name in MODEL_NAMES.values():
+        return name
+    roles = ", ".join(f"{k} ({v})" for k, v in MODEL_NAMES.items())
+    raise LifecycleError(f"unknown model {name!r}: one of {roles}")
+
+
+def moves(tags: dict[str, str]) -> list[ChampionMove]:
+    """The champion moves recorded in a registered model's tags, oldest first."""
+    return [ChampionMove(**json.loads(v)) for k, v in sorted(tags.items()) if k.startswith(MOVE_TAG)]
+
+
+def _record(move: ChampionMove) -> ChampionMove:
+    at_ms = int(datetime.fromisoformat(move.at).timestamp() * 1000)
+    registry.set_model_tag(move.model, f"{MOVE_TAG}{at_ms:015d}", json.dumps(asdict(move)))
+    registry.set_version_tag(move.model, move.version, f"champion_since_{at_ms}", f"{move.action} by {move.by}")
+    return move
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def promote(name: str, version: int, by: str, reason: str = "") -> ChampionMove:
+    """Make `version` the champion; the champion it replaces becomes `previous`, and a challenger
+    alias on `version` is dropped. Recorded on the registered model (see `moves`)."""
+    name = model_name(name)
+    aliases, _ = registry.model_record(name)
+    if version not in registry.versions(name):
+        raise LifecycleError(f"{name} has no version {version} (versions: {sorted(registry.versions(name))})")
+    current = aliases.get(CHAMPION)
+    if current == version:
+        raise LifecycleError(f"{name}/{version} is already the champion")
+    registry.set_alias(name, CHAMPION, version)
+    if current is not None:
+        registry.set_alias(name, PREVIOUS, current)
+    if aliases.get(CHALLENGER) == version:
+        registry.delete_alias(name, CHALLENGER)
+    return _record(ChampionMove(name, "promote", version, current, _now(), by, reason))
+
+
+def rollback(name: str, by: str, reason: str = "") -> ChampionMove:
+    """Champion back to `previous`. `previous` then becomes the champion that one replaced when it
+    last became champion (none when unknown, or when that is the version rolled back from)."""
+    name = model_name(name)
+    aliases, tags = registry.model_record(name)
+    back_to, current = aliases.get(PREVIOUS), aliases.get(CHAMPION)
+    if back_to is None:
+        raise LifecycleError(f"{name}: no previous champion to roll back to (no '{PREVIOUS}' alias)")
+    registry.set_alias(name, CHAMPION, back_to)
+    before = next((m.replaced for m in reversed(moves(tags)) if m.version == back_to), None)
+    if before is not None and before not in (back_to, current):
+        registry.set_alias(name, PREVIOUS, before)
+    else:
+        registry.delete_alias(name, PREVIOUS)
+    move = _record(ChampionMove(name, "rollback", back_to, current, _now(), by, reason))
+    if current is not None:
+        registry.set_version_tag(name, current, "rolled_back_at", move.at)
+    return move
+
+
+def history(name: str) -> dict:
+    """Every version of a model with its aliases, metrics, data and commit, and each champion move."""
+    name = model_name(name)
+    aliases, tags = registry.model_record(name)
+    by_version: dict[int, list[str]] = {}
+    for alias, v in sorted(aliases.items()):
+        by_version.setdefault(v, []).append(alias)
+    versions = [v | {"aliases": by_version.get(v["version"], [])} for v in registry.version_facts(name)]
+    return {"model": name, "aliases": aliases, "versions": versions, "moves": moves(tags)}
 
 
 def bootstrap(baseline: Path | None = None) -> dict[str, str]:

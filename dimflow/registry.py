@@ -2,13 +2,14 @@
 
 Every model is a folder of files (weights plus a JSON config). A version records each file's
 sha256 as a tag; loading downloads the folder and refuses files whose checksum differs.
-Promotion uses aliases (`champion`, `challenger`), never the deprecated stages.
+Promotion uses aliases (`champion`, `challenger`, `previous`), never the deprecated stages.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -18,8 +19,10 @@ from pathlib import Path
 
 from dimflow.settings import configure_environment, get_settings
 
+log = logging.getLogger(__name__)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+PREVIOUS = "previous"  # the champion before the current one: what a rollback returns to
 MODEL_NAMES = {"detector": "drawing-detector", "reader": "callout-reader", "segmenter": "drawing-segmenter"}
 
 
@@ -277,3 +280,59 @@ def load(name: str, alias: str = CHAMPION, version: int | None = None, dest: Pat
                 f.replace(dest / f.name)
     verify(dest, expected)
     return RegisteredModel(name, int(mv.version), mv.run_id, dest)
+
+
+def delete_alias(name: str, alias: str) -> None:
+    _, client = _client()
+    try:
+        client.delete_registered_model_alias(name, alias)
+    except Exception as exc:
+        if not _not_found(exc):
+            raise _registry_error(name, f"delete alias '{alias}'", exc) from exc
+
+
+def model_record(name: str) -> tuple[dict[str, int], dict[str, str]]:
+    """A registered model's aliases (alias -> version) and its tags; RegistryError when it is not registered."""
+    _, client = _client()
+    try:
+        model = client.get_registered_model(name)
+    except Exception as exc:
+        if _not_found(exc):
+            raise RegistryError(f"{name}: not registered in the registry at {tracking_uri()}") from exc
+        raise _registry_error(name, "read", exc) from exc
+    return {a: int(v) for a, v in (model.aliases or {}).items()}, dict(model.tags or {})
+
+
+def set_model_tag(name: str, key: str, value: str) -> None:
+    _, client = _client()
+    client.set_registered_model_tag(name, key, value)
+
+
+def version_facts(name: str) -> list[dict]:
+    """Every version of `name`, oldest first: number, when it was registered, its tags, and its
+    run's final metrics, data hash and commit."""
+    _, client = _client()
+    try:
+        found = client.search_model_versions(f"name='{name}'")
+    except Exception as exc:
+        raise _registry_error(name, "list versions", exc) from exc
+    out = []
+    for v in sorted(found, key=lambda v: int(v.version)):
+        metrics, run_tags = {}, {}
+        if v.run_id:
+            try:
+                run = client.get_run(v.run_id)
+                metrics = {k.removeprefix("final_"): m for k, m in run.data.metrics.items() if k.startswith("final_")}
+                run_tags = run.data.tags
+            except Exception as exc:  # a deleted run: the version still counts
+                log.warning("%s/%s: run %s unreadable: %s", name, v.version, v.run_id, exc)
+        out.append({"version": int(v.version), "created_ms": int(v.creation_timestamp or 0),
+                    "tags": {k: t for k, t in (v.tags or {}).items() if not k.startswith("sha256:")},
+                    "metrics": metrics, "dataset": run_tags.get("dataset_dvc_hash"),
+                    "commit": run_tags.get("git_commit")})  # fmt: skip
+    return out
+
+
+def set_version_tag(name: str, version: int, key: str, value: str) -> None:
+    _, client = _client()
+    client.set_model_version_tag(name, str(version), key, value)
