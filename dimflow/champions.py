@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import unicodedata
 from dataclasses import dataclass
 from importlib import metadata
@@ -194,41 +195,103 @@ def champion_refs() -> dict[str, str]:
 
 _MODELS: ModelSet | None = None
 _LOADED_FOR: dict[str, int] = {}  # the champions the loaded set was loaded for (fallbacks included)
+_HELD: dict[str, ModelSet] = {}  # recent sets by models key: a job started on one finishes on it
+_HELD_FOR: dict[tuple, ModelSet] = {}  # the same sets by the champion versions they were loaded for
+_HELD_SETS = 3
 _LOCK = threading.Lock()
+_WATCHING = threading.Event()
+
+
+def _load_set(wanted: dict[str, int]) -> ModelSet:
+    loaded: dict[str, Any] = {}
+    refs: dict[str, str] = {}
+    for role in ROLES:
+        model, ref, note = _load_one(role, wanted[role])
+        loaded[role], refs[role] = model, ref
+        if note:
+            refs[f"{role}_note"] = note
+    engine = TextEngine()
+    refs["text"] = engine.ref
+    refs["device"] = _device_name(loaded["reader"])
+    models = ModelSet(loaded["detector"], loaded["reader"], loaded["segmenter"], engine, refs)
+    models.prepare(devices.budgets())  # a service worker's sessions for each share of the cores
+    return models
+
+
+def _install(models: ModelSet, wanted: dict[str, int]) -> None:
+    global _MODELS, _LOADED_FOR
+    _MODELS, _LOADED_FOR = models, wanted
+    _HELD.pop(models.key, None)
+    _HELD[models.key] = models
+    _HELD_FOR[tuple(sorted(wanted.items()))] = models
+    while len(_HELD) > _HELD_SETS:
+        _HELD.pop(next(iter(_HELD)))
+    for k in [k for k, m in _HELD_FOR.items() if all(m is not h for h in _HELD.values())]:
+        del _HELD_FOR[k]
+    log.info("models loaded: %s", models.key)
 
 
 def get_models(reload: bool = False) -> ModelSet:
     """The process's models: loaded on first use, then reused.
 
-    A new champion is picked up when the champions' aliases move (checked cheaply per call); a set
-    that fell back past a broken champion is kept until they do.
+    A new champion is picked up when the champions' aliases move: checked per call, or, in a
+    process that follows the registry (`follow_registry`: the service's workers), by its watcher
+    in the background, so a call costs no registry lookup. A set that fell back past a broken
+    champion is kept until the aliases move.
     """
-    global _MODELS, _LOADED_FOR
     with _LOCK:
+        if _MODELS is not None and not reload and _WATCHING.is_set():
+            return _MODELS
         wanted = champion_versions()
         if _MODELS is not None and not reload and wanted == _LOADED_FOR:
             return _MODELS
-        loaded: dict[str, Any] = {}
-        refs: dict[str, str] = {}
-        for role in ROLES:
-            model, ref, note = _load_one(role, wanted[role])
-            loaded[role], refs[role] = model, ref
-            if note:
-                refs[f"{role}_note"] = note
-        engine = TextEngine()
-        refs["text"] = engine.ref
-        refs["device"] = _device_name(loaded["reader"])
-        _MODELS = ModelSet(loaded["detector"], loaded["reader"], loaded["segmenter"], engine, refs)
-        _MODELS.prepare(devices.budgets())  # a service worker's sessions for each share of the cores
-        _LOADED_FOR = wanted
-        log.info("models loaded: %s", _MODELS.key)
+        _install(_load_set(wanted), wanted)
         return _MODELS
 
 
-def loaded_models() -> ModelSet:
-    """The models this process holds, without asking the registry again (a run's stages after its
-    start checked the champions once); loads them if none are."""
+def loaded_models(key: str | None = None) -> ModelSet:
+    """The models a run's stages use without asking the registry again: the set its start chose
+    (`key`, a `models_key`), held while newer champions load, else the current one."""
+    if key is not None and (held := _HELD.get(key)) is not None:
+        return held
     return _MODELS if _MODELS is not None else get_models()
+
+
+def follow_registry(every_s: float, on_change=None) -> threading.Thread:
+    """Watch the champions' aliases every `every_s` in a background thread; when they move, load
+    the new set beside the current one and switch to it between two calls of `get_models`. Jobs
+    already running keep their set (`loaded_models(key)`). A registry that does not answer, or a
+    new set that fails to load, leaves the current set serving (logged)."""
+    get_models()
+    _WATCHING.set()
+
+    def watch() -> None:
+        failing = False
+        while True:
+            time.sleep(every_s)
+            try:
+                wanted = champion_versions()
+                if wanted == _LOADED_FOR:
+                    failing = False
+                    continue
+                t0 = time.perf_counter()
+                # a rollback finds its set still held; else it loads beside the current one (jobs go on meanwhile)
+                models = _HELD_FOR.get(tuple(sorted(wanted.items()))) or _load_set(wanted)
+                with _LOCK:
+                    before = _MODELS.key if _MODELS is not None else None
+                    _install(models, wanted)
+                if on_change is not None:
+                    on_change(before, models, time.perf_counter() - t0)
+                failing = False
+            except Exception as exc:
+                if not failing:
+                    log.warning("champions not checked (%s: %s); serving %s", type(exc).__name__, exc,
+                                _MODELS.key if _MODELS else None)  # fmt: skip
+                failing = True
+
+    t = threading.Thread(target=watch, name="dimflow-registry-watch", daemon=True)
+    t.start()
+    return t
 
 
 def models_from(folder: Path, device: str = "cpu") -> ModelSet:

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     compute_lock: Path | None = Field(
         default=None, description="Lock file(s) through which one machine's workers share its cores (service)."
     )
+    champion_poll_s: float = Field(
+        default=2.0, gt=0, le=300, description="How often a service worker looks for new champions in the registry."
+    )
     compute_share: Literal["threads", "turns"] = Field(
         default="threads",
         description="How those workers' model stages share the cores: side by side with the cores divided "

@@ -41,9 +41,10 @@ class Metrics:
                                  registry=r)  # fmt: skip
 
     def on_worker_event(self, event: dict[str, Any]) -> None:
-        """What a worker process reports: ready (with its models), a job's end, a crash, a restart."""
+        """What a worker process reports: ready (with its models), new champions loaded, a job's end, a
+        crash, a restart."""
         kind = event.get("kind")
-        if kind == "ready":
+        if kind in ("ready", "models"):  # a worker warm, or one that switched to new champions
             self.models.info({k: str(v) for k, v in event.get("models", {}).items()})
         elif kind == "restart":
             self.worker_restarts.inc()

@@ -28,7 +28,7 @@ _ID_BYTES = 40
 
 def work(index: int, current: Any, events: Any, tag: str | None = None) -> None:
     """A worker process: load the models, then claim and run jobs until terminated."""
-    from dimflow.settings import configure_environment
+    from dimflow.settings import configure_environment, get_settings
     from service.prefect_server import die_with_parent
 
     # a supervisor killed outright takes its workers with it, and its next start recovers their jobs. SIGKILL,
@@ -45,6 +45,13 @@ def work(index: int, current: Any, events: Any, tag: str | None = None) -> None:
     t0 = time.perf_counter()
     models = champions.get_models()  # warm before the first job; a registry that is down ends the process
     events.put({"kind": "ready", "worker": index, "models": dict(models.refs), "load_s": time.perf_counter() - t0})
+
+    def switched(before: str | None, new: Any, load_s: float) -> None:
+        log.info("new champions loaded in %.1f s: %s (was %s)", load_s, new.key, before)
+        events.put({"kind": "models", "worker": index, "models": dict(new.refs), "load_s": load_s, "was": before})
+
+    # promotions and rollbacks reach this worker between two jobs, without a restart
+    champions.follow_registry(get_settings().champion_poll_s, on_change=switched)
     asyncio.run(_serve(index, current, events, tag))
 
 

@@ -92,25 +92,29 @@ def _load(path: str, storage: str | None) -> list[PageRef]:
                        on_page=lambda ref, gray: _keep(storage, ref, gray))  # fmt: skip
 
 
-def _detect(page: PageRef, storage: str | None) -> Detections:
+# `models` (a models key) names the set the run started with: a worker that loads a new champion
+# meanwhile keeps it for the runs in flight (champions.loaded_models)
+
+
+def _detect(page: PageRef, models: str, storage: str | None) -> Detections:
     gray = _pixels(storage, page)
     with devices.model_turn():
-        return stages.detect(champions.loaded_models(), gray, page.dpi)
+        return stages.detect(champions.loaded_models(models), gray, page.dpi)
 
 
-def _read(page: PageRef, found: Detections, storage: str | None) -> Readings:
+def _read(page: PageRef, found: Detections, models: str, storage: str | None) -> Readings:
     gray = _pixels(storage, page)
     runs = stages.page_runs(resolve_storage(storage), page)
     if runs:  # the text layer needs no model: no turn to wait for
         return stages.read_text_layer(gray, found, runs)
     with devices.model_turn():
-        return stages.read(champions.loaded_models(), gray, found)
+        return stages.read(champions.loaded_models(models), gray, found)
 
 
-def _segment(page: PageRef, storage: str | None) -> Strokes:
+def _segment(page: PageRef, models: str, storage: str | None) -> Strokes:
     gray = _pixels(storage, page)
     with devices.model_turn():
-        return stages.segment(champions.loaded_models(), gray)
+        return stages.segment(champions.loaded_models(models), gray)
 
 
 @task(cache_policy=NO_CACHE)
@@ -130,17 +134,17 @@ def resolve_models() -> dict[str, str]:
 @task(cache_key_fn=_stage_key("detect"), cache_expiration=CACHE_FOR, persist_result=True)
 def detect_page(page: PageRef, models: str, storage: str | None = None) -> Detections:
     """Boxes in the page's pixels, and the quarter turns its sheet shows (0 unless scanned turned)."""
-    return _detect(page, storage)
+    return _detect(page, models, storage)
 
 
 @task(cache_key_fn=_stage_key("read"), cache_expiration=CACHE_FOR, persist_result=True)
 def read_page(page: PageRef, found: Detections, models: str, storage: str | None = None) -> Readings:
-    return _read(page, found, storage)
+    return _read(page, found, models, storage)
 
 
 @task(cache_key_fn=_stage_key("segment"), cache_expiration=CACHE_FOR, persist_result=True)
 def segment_page(page: PageRef, models: str, storage: str | None = None) -> Strokes:
-    return _segment(page, storage)
+    return _segment(page, models, storage)
 
 
 # The service's job flow (async) runs the same stages as async tasks under the same names and cache
@@ -155,24 +159,24 @@ async def load_drawing_async(path: str, storage: str | None = None) -> list[Page
 
 @task(name="detect_page", cache_key_fn=_stage_key("detect"), cache_expiration=CACHE_FOR, persist_result=True)
 async def detect_page_async(page: PageRef, models: str, storage: str | None = None) -> Detections:
-    return await asyncio.to_thread(_detect, page, storage)
+    return await asyncio.to_thread(_detect, page, models, storage)
 
 
 @task(name="read_page", cache_key_fn=_stage_key("read"), cache_expiration=CACHE_FOR, persist_result=True)
 async def read_page_async(page: PageRef, found: Detections, models: str, storage: str | None = None) -> Readings:
-    return await asyncio.to_thread(_read, page, found, storage)
+    return await asyncio.to_thread(_read, page, found, models, storage)
 
 
 @task(name="segment_page", cache_key_fn=_stage_key("segment"), cache_expiration=CACHE_FOR, persist_result=True)
 async def segment_page_async(page: PageRef, models: str, storage: str | None = None) -> Strokes:
-    return await asyncio.to_thread(_segment, page, storage)
+    return await asyncio.to_thread(_segment, page, models, storage)
 
 
 @task(cache_key_fn=_stage_key("detect-batch"), cache_expiration=CACHE_FOR, persist_result=True)
 def detect_pages(pages: list[PageRef], models: str, storage: str | None = None) -> list[Detections]:
     """A batch flow's pages through the detector together."""
     grays = [_pixels(storage, p) for p in pages]
-    return stages.detect_many(champions.loaded_models(), grays, [p.dpi for p in pages])
+    return stages.detect_many(champions.loaded_models(models), grays, [p.dpi for p in pages])
 
 
 @task(cache_key_fn=_stage_key("read-batch"), cache_expiration=CACHE_FOR, persist_result=True)
@@ -182,7 +186,7 @@ def read_pages(
     """A batch flow's callout and text crops through the readers together."""
     store = resolve_storage(storage)
     runs = [stages.page_runs(store, p) for p in pages]
-    return stages.read_many(champions.loaded_models(), [_pixels(storage, p) for p in pages], found, runs)
+    return stages.read_many(champions.loaded_models(models), [_pixels(storage, p) for p in pages], found, runs)
 
 
 @task(cache_policy=NO_CACHE)

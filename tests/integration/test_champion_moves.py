@@ -53,9 +53,14 @@ def test_promote_then_roll_back_twice(store: Path) -> None:
         rollback("segmenter", by="bo")
     h = history("segmenter")
     assert [(m.action, m.replaced, m.version, m.by) for m in h["moves"]] == [
-        ("promote", 1, 3, "ana"), ("promote", 3, 2, "ana"), ("rollback", 2, 3, "bo"), ("rollback", 3, 1, "bo")]
+        ("promote", 1, 3, "ana"),
+        ("promote", 3, 2, "ana"),
+        ("rollback", 2, 3, "bo"),
+        ("rollback", 3, 1, "bo"),
+    ]
     assert [v["version"] for v in h["versions"]] == [1, 2, 3]
-    assert h["versions"][0]["aliases"] == ["champion"] and h["versions"][2]["metrics"]["accuracy"] == pytest.approx(0.93)
+    assert h["versions"][0]["aliases"] == ["champion"]
+    assert h["versions"][2]["metrics"]["accuracy"] == pytest.approx(0.93)
     assert h["versions"][1]["dataset"] == "data2" and "rolled_back_at" in h["versions"][1]["tags"]
 
 

@@ -586,6 +586,58 @@ def test_cli_submit_waits_and_writes_the_outputs(stack: Stack, tmp_path: Path) -
     assert bad.returncode == 1 and "invalid token" in bad.stderr
 
 
+def _models_cli(stack: Stack, *args: str) -> str:
+    r = subprocess.run([str(BIN / "dimflow"), "-q", "models", *args], env=stack.env, capture_output=True, text=True,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def _first_job_on(stack: Stack, c: Client, version: str, since: float, seed: int) -> float:
+    """Seconds from `since` until a job submitted then is answered by segmenter `version`."""
+    for i in range(40):
+        sent = time.monotonic()
+        job = c.submit([(f"probe-{seed}-{i}.png", _drawing(seed, i))])
+        assert c.wait(job.job_id, timeout_s=240).status == "completed"
+        if c.results(job.job_id)[0]["models"]["segmenter"] == version:
+            return sent - since
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - sent)))
+    pytest.fail(f"no job was answered by {version} in 40 tries")
+
+
+def test_a_promotion_and_a_rollback_reach_the_workers_without_a_restart_or_a_failed_job(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dimflow import registry
+
+    monkeypatch.setenv("DIMFLOW_DATA_DIR", stack.env["DIMFLOW_DATA_DIR"])  # the service's registry
+    monkeypatch.delenv("DIMFLOW_MLFLOW_TRACKING_URI", raising=False)
+    get_settings.cache_clear()
+    try:
+        model = tmp_path / "segmenter"  # the shipped segmenter again, as a new version (a retrained one's stand-in)
+        shutil.copytree(ROOT / "models" / "baseline" / "segmenter", model,
+                        ignore=shutil.ignore_patterns("checksums.json", "*.md"))  # fmt: skip
+        new = registry.log_and_register("drawing-segmenter", model, {}, [], {}, "test", alias=registry.CHALLENGER)
+    finally:
+        get_settings.cache_clear()
+    with stack.client() as c:
+        before = [c.submit([(f"inflight-{i}.png", _drawing(9400, i))]) for i in range(3)]  # in flight meanwhile
+        promoted = time.monotonic()
+        assert f"-> {new.version}" in _models_cli(stack, "promote", "segmenter", str(new.version), "--reason", "test")
+        for job in before:  # the jobs in flight end well, each on one set of models
+            st = c.wait(job.job_id, timeout_s=240)
+            assert st.status == "completed", st
+        took = _first_job_on(stack, c, new.ref, promoted, 9401)
+        assert took <= 10, f"workers answered with the new champion {took:.1f} s after the promotion"
+        rolled = time.monotonic()
+        assert "rollback drawing-segmenter" in _models_cli(stack, "rollback", "segmenter")
+        back = _first_job_on(stack, c, "drawing-segmenter/1", rolled, 9402)
+        assert back <= 10, f"workers answered with the old champion {back:.1f} s after the rollback"
+    print(f"promotion -> serving {took:.1f} s, rollback -> serving {back:.1f} s")
+    assert "new champions loaded" in stack.log.read_text(errors="replace")
+    assert stack.api.poll() is None
+
+
 def test_the_service_killed_outright_recovers_its_running_job_when_it_starts_again(stack: Stack) -> None:
     """SIGKILL to the API process: its workers die with it (PDEATHSIG) and nothing hands the job back;
     the next start of the same service finds the job its workers held and runs it again."""
