@@ -543,6 +543,35 @@ def models_history(
         print(f"  {m.line()}")
 
 
+@models_app.command("compare")
+def models_compare(
+    storage: Annotated[str | None, typer.Option(help="The service's result storage (default: settings).")] = None,
+) -> None:
+    """How the challengers agreed with the champions on the pages shadow runs read (DIMFLOW_SHADOW_SHARE)."""
+    from dimflow import shadow
+    from dimflow.storage import StorageError
+    from tasks.process import resolve_storage
+
+    try:
+        store = resolve_storage(storage)
+        summaries = shadow.summarize([store.get(k) for k in store.keys(shadow.PREFIX)])
+    except (StorageError, OSError) as exc:
+        raise fail(f"cannot read the shadow records: {exc}") from None
+    if not summaries:
+        print("no shadow records: set DIMFLOW_SHADOW_SHARE for the service's workers and register a challenger")
+        return
+    for s in summaries:
+        changed = {k: v for k, v in s.challenger.items() if s.champion.get(k) != v}
+        print(f"champions {s.champion} vs challengers {changed}: {s.pages} pages")
+        table = Table()
+        for col in ("dimensions (champ / chall / matched)", "detection", *shadow.FIELDS):
+            table.add_column(col)
+        fields = s.field_agreement()
+        table.add_row(f"{s.champion_dimensions} / {s.challenger_dimensions} / {s.matched}",
+                      f"{s.detection_agreement:.3f}", *(f"{fields[f]:.3f}" for f in shadow.FIELDS))  # fmt: skip
+        Console(soft_wrap=True).print(table)
+
+
 # ---------------------------------------------------------------------------------------------- service
 
 token_app = typer.Typer(help="Tokens for the service API.")

@@ -275,8 +275,12 @@ def follow_registry(every_s: float, on_change=None) -> threading.Thread:
                     failing = False
                     continue
                 t0 = time.perf_counter()
-                # a rollback finds its set still held; else it loads beside the current one (jobs go on meanwhile)
-                models = _HELD_FOR.get(tuple(sorted(wanted.items()))) or _load_set(wanted)
+                # a rollback finds its set still held; else it loads beside the current one (jobs go on meanwhile),
+                # and a challenger that shadow runs hold is promoted without loading it again
+                models = _HELD_FOR.get(tuple(sorted(wanted.items())))
+                if models is None and _CHALLENGERS["versions"] == wanted:
+                    models = _CHALLENGERS["set"]
+                models = models or _load_set(wanted)
                 with _LOCK:
                     before = _MODELS.key if _MODELS is not None else None
                     _install(models, wanted)
@@ -292,6 +296,39 @@ def follow_registry(every_s: float, on_change=None) -> threading.Thread:
     t = threading.Thread(target=watch, name="dimflow-registry-watch", daemon=True)
     t.start()
     return t
+
+
+_CHALLENGERS: dict[str, Any] = {"checked": -1e9, "versions": None, "set": None}
+
+
+def challenger_versions() -> dict[str, int] | None:
+    """The versions a shadow run uses: each role's `challenger`, else its champion; None when no
+    role has a challenger."""
+    from dimflow.lifecycle import get_kind
+
+    champions = champion_versions()
+    found = {role: registry.version_by_alias(get_kind(role).name, registry.CHALLENGER) for role in ROLES}
+    if all(v is None for v in found.values()):
+        return None
+    return {role: v if v is not None else champions[role] for role, v in found.items()}
+
+
+def challenger_models() -> ModelSet | None:
+    """The challengers as a model set (loaded once per set of versions, looked up at most every
+    `champion_poll_s`), or None when there is none or one fails to load as itself."""
+    from dimflow.settings import get_settings
+
+    with _LOCK:
+        if time.monotonic() - _CHALLENGERS["checked"] > get_settings().champion_poll_s:
+            _CHALLENGERS["checked"] = time.monotonic()
+            wanted = challenger_versions()
+            if wanted != _CHALLENGERS["versions"]:
+                models = _load_set(wanted) if wanted else None
+                if models is not None and any(k.endswith("_note") for k in models.refs):
+                    log.warning("no shadow runs: a challenger fell back on load (%s)", models.refs)
+                    models = None
+                _CHALLENGERS.update(versions=wanted, set=models)
+        return _CHALLENGERS["set"]
 
 
 def models_from(folder: Path, device: str = "cpu") -> ModelSet:

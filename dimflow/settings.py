@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     compute_lock: Path | None = Field(
         default=None, description="Lock file(s) through which one machine's workers share its cores (service)."
     )
+    shadow_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of the pages a service worker also reads with the challengers, recording agreement.",
+    )
     champion_poll_s: float = Field(
         default=2.0, gt=0, le=300, description="How often a service worker looks for new champions in the registry."
     )

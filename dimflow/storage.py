@@ -61,6 +61,8 @@ class Storage(Protocol):
 
     def uri(self, key: str) -> str: ...
 
+    def keys(self, prefix: str) -> list[str]: ...
+
 
 def validate_key(key: str) -> str:
     """Return `key` if it is a relative, '/'-separated path that cannot escape the store's root.
@@ -165,6 +167,14 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every stored key under the folder `prefix`, sorted (files being written are not keys yet)."""
+        folder = self._path(prefix)
+        if not folder.is_dir():
+            return []
+        return sorted(f"{prefix}/{p.relative_to(folder).as_posix()}" for p in folder.rglob("*")
+                      if p.is_file() and not p.name.startswith("."))  # fmt: skip
 
     def size(self, key: str) -> int:
         """The object's size in bytes, without reading it."""
@@ -372,6 +382,20 @@ class S3Storage:
 
     def exists(self, key: str) -> bool:
         return self._exists(self._key(key))
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every stored key under the folder `prefix`, sorted."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full = self._key(prefix) + "/"
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        out: list[str] = []
+        try:
+            for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+                out += [o["Key"][cut:] for o in page.get("Contents", [])]
+        except (BotoCoreError, ClientError) as e:
+            raise StorageError(f"cannot list s3://{self.bucket}/{full}: {e}") from e
+        return sorted(out)
 
     def size(self, key: str) -> int:
         """The object's size in bytes from a HEAD request, without fetching it."""

@@ -128,6 +128,34 @@ async def _run(run: Any, current: Any, events: Any, index: int) -> None:
     event["latency_s"] = time.time() - run.created.timestamp()
     event["run_s"] = time.time() - started
     events.put(event)
+    if event["outcome"] == "completed":  # after the job's answer: the challengers never delay it
+        await asyncio.to_thread(_shadow, event["detail"], (run.parameters or {}).get("storage"), index)
+
+
+def _shadow(outcome: dict, storage: str | None, index: int) -> None:
+    """The challengers' reading of the job's sampled pages (`DIMFLOW_SHADOW_SHARE`), recorded
+    beside the results (`dimflow.shadow`); any failure here is logged, never the job's."""
+    from dimflow import champions, shadow
+    from dimflow.jobs import JobOutcome
+    from dimflow.settings import get_settings
+    from tasks.process import resolve_storage
+
+    share = get_settings().shadow_share
+    try:
+        pages = [r for f in JobOutcome.model_validate(outcome).files if not f.cached for r in f.results
+                 if shadow.picked(r.page.drawing_id, r.page.page, share)]  # fmt: skip
+        if not pages:
+            return
+        challengers = champions.challenger_models()
+        if challengers is None:
+            return
+        store = resolve_storage(storage)
+        for r in pages:
+            agreement = shadow.shadow_page(store, r.page, r.objects["json"], challengers)
+            if agreement is not None:
+                log.info("shadow %s p%d: %s", r.page.drawing_id[:12], r.page.page, agreement)
+    except Exception:
+        log.exception("worker %d: shadow run failed (the job's results stand)", index)
 
 
 @dataclass

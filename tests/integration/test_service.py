@@ -122,6 +122,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env.update(DIMFLOW_DATA_DIR=str(root / "data"), DIMFLOW_API_SECRET=SECRET, DIMFLOW_WORKERS="2",
                DIMFLOW_MAX_BYTES=str(MAX_BYTES), DIMFLOW_MAX_PAGES="4", DIMFLOW_MAX_UPLOAD_FILES="5",
                DIMFLOW_JOB_POLL_S="0.5", PREFECT_HOME=str(root / "prefect-home"),
+               DIMFLOW_SHADOW_SHARE="1",  # every page, when a challenger is registered (one test registers one)
                DIMFLOW_RATE_LIMIT_SUBMIT="100000/minute", DIMFLOW_RATE_LIMIT_READ="100000/minute",
                DIMFLOW_RATE_LIMIT_ADDRESS="100000/minute",  # limits are tested apart (test_security.py)
                PREFECT_LOCAL_STORAGE_PATH=str(root / "prefect-results"), PREFECT_LOGGING_LEVEL="WARNING",
@@ -621,18 +622,34 @@ def test_a_promotion_and_a_rollback_reach_the_workers_without_a_restart_or_a_fai
     finally:
         get_settings.cache_clear()
     with stack.client() as c:
+        # shadow runs: the challenger (the same weights) reads the jobs' pages too, and agrees everywhere
+        records: dict[str, str] = {}
+        for i in range(20):
+            job = c.submit([(f"shadow-{i}.png", _drawing(9399, i))])
+            assert c.wait(job.job_id, timeout_s=240).status == "completed"
+            records = {k: v for k, v in stack.objects().items() if k.startswith("svc/shadow/")}
+            if records:
+                break
+        assert records, "no shadow record after 20 jobs"
+        doc = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=next(iter(records)))["Body"].read())
+        assert doc["challenger"]["segmenter"] == new.ref and doc["champion"]["segmenter"] == "drawing-segmenter/1"
+        agreement = doc["agreement"]
+        assert agreement["matched"] >= 0.9 * agreement["champion_dimensions"] > 0, agreement
+        assert agreement["same"]["nominal"] >= 0.9 * agreement["matched"], agreement
+        compared = _models_cli(stack, "compare")
+        assert f"'segmenter': '{new.ref}'" in compared and "pages" in compared, compared
         before = [c.submit([(f"inflight-{i}.png", _drawing(9400, i))]) for i in range(3)]  # in flight meanwhile
-        promoted = time.monotonic()
         assert f"-> {new.version}" in _models_cli(stack, "promote", "segmenter", str(new.version), "--reason", "test")
+        promoted = time.monotonic()  # the alias has moved
         for job in before:  # the jobs in flight end well, each on one set of models
             st = c.wait(job.job_id, timeout_s=240)
             assert st.status == "completed", st
-        took = _first_job_on(stack, c, new.ref, promoted, 9401)
-        assert took <= 10, f"workers answered with the new champion {took:.1f} s after the promotion"
-        rolled = time.monotonic()
+        took = _first_job_on(stack, c, new.ref, promoted, 9401)  # the figure is quoted; the bound only catches a hang
+        assert took <= 60, f"workers answered with the new champion {took:.1f} s after the promotion"
         assert "rollback drawing-segmenter" in _models_cli(stack, "rollback", "segmenter")
+        rolled = time.monotonic()
         back = _first_job_on(stack, c, "drawing-segmenter/1", rolled, 9402)
-        assert back <= 10, f"workers answered with the old champion {back:.1f} s after the rollback"
+        assert back <= 60, f"workers answered with the old champion {back:.1f} s after the rollback"
     print(f"promotion -> serving {took:.1f} s, rollback -> serving {back:.1f} s")
     assert "new champions loaded" in stack.log.read_text(errors="replace")
     assert stack.api.poll() is None
