@@ -35,6 +35,7 @@ class SegmenterParams:
     max_val: int | None = 30
     seed: int = 0
     workers: int = 2
+    init: str | None = None  # folder of a segmenter to fine-tune from (e.g. the champion's); keeps its shape
 
 
 def _cache_path(image: Path) -> Path:
@@ -128,7 +129,11 @@ def train(
         feature_mean=feats.mean(0).tolist(),
         feature_std=(feats.std(0) + 1e-6).tolist(),
     )
-    model = StrokeSAGE(cfg).to(device)
+    if params.init:  # fine-tuning: the given model's architecture and feature scaling, trained further
+        model = StrokeSAGE.load(Path(params.init), device).train()
+        log.info("fine-tuning the segmenter from %s", params.init)
+    else:
+        model = StrokeSAGE(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=params.epochs * len(train_g))
     tensors = [

@@ -1,0 +1,108 @@
+"""Prefect tasks of the model lifecycle: each calls `dimflow.lifecycle`, `dimflow.gate` or the registry.
+
+Retries only on infrastructure failures (the registry or storage not answering, a connection
+dropped): training on bad data or a model that does not build fails the same way every time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+
+from dimflow import gate, lifecycle, registry
+from dimflow.storage import StorageError
+
+INFRASTRUCTURE = (registry.RegistryUnavailable, StorageError, ConnectionError, TimeoutError)
+
+
+def _infrastructure_only(task, task_run, state) -> bool:
+    """Retry a task only when what failed was the machinery around it."""
+    try:
+        state.result()
+    except INFRASTRUCTURE:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+lifecycle_task = task(retries=2, retry_delay_seconds=10, retry_condition_fn=_infrastructure_only, cache_policy=NO_CACHE)
+
+
+def _params(key: str, overrides: dict[str, Any]) -> Any:
+    from dimflow.detect.train import DetectorParams
+    from dimflow.read.train import ReaderParams
+    from dimflow.segment.train import SegmenterParams
+
+    cls = {"segmenter": SegmenterParams, "reader": ReaderParams, "detector": DetectorParams}[key]
+    return cls(**overrides)
+
+
+@lifecycle_task
+def data_version(data: str) -> dict[str, str]:
+    """What a candidate would be trained on: the training split's DVC-style hash and the code's commit."""
+    return {"dataset": registry.dataset_hash(Path(data) / "train"), "commit": registry.git_commit()}
+
+
+@lifecycle_task
+def champion_trained_on(key: str) -> dict[str, str] | None:
+    """The data hash and commit the current champion was trained on (None: no champion)."""
+    name = lifecycle.model_name(key)
+    version = registry.version_by_alias(name, registry.CHAMPION)
+    if version is None:
+        return None
+    facts = next(v for v in registry.version_facts(name) if v["version"] == version)
+    return {"dataset": facts["dataset"] or "", "commit": facts["commit"] or ""}
+
+
+@lifecycle_task
+def train_candidate(key: str, data: str, params: dict[str, Any], fine_tune: bool = True) -> dict[str, Any]:
+    """Train one model (from the champion's weights when `fine_tune` and the model supports it),
+    register it as `challenger`; the champion does not move here. Progress shows as an artifact."""
+    p = _params(key, params)
+    if fine_tune and hasattr(p, "init") and registry.version_by_alias(lifecycle.model_name(key)) is not None:
+        p.init = str(registry.load(lifecycle.model_name(key), registry.CHAMPION).path)
+    artifact = create_progress_artifact(progress=0.0, description=f"training {key}")
+
+    def progress(msg: str, done: int, total: int) -> None:
+        if total:
+            update_progress_artifact(artifact, progress=min(100.0, 100.0 * done / total))
+
+    result = lifecycle.train_and_register(key, Path(data), p, progress=progress, promote=False)
+    update_progress_artifact(artifact, progress=100.0)
+    return {"name": result["name"], "version": result["version"], "fine_tuned": bool(getattr(p, "init", None))}
+
+
+@lifecycle_task
+def gate_scores(key: str, version: int | None, gate_split: str, real: str | None) -> dict[str, float | None]:
+    """A version's gate figures (the champion's when `version` is None), the other roles served by
+    their champions."""
+    from dimflow import champions
+
+    kind = lifecycle.get_kind(key)
+    reg = registry.load(kind.name, registry.CHAMPION) if version is None else registry.load(kind.name, version=version)
+    model = champions.on_device(kind.load(reg.path))
+    scores = gate.gate_scores(key, model, reg.ref, champions.get_models(), Path(gate_split),
+                              Path(real) if real else None)  # fmt: skip
+    get_run_logger().info("%s gate: %s", reg.ref, scores.row())
+    return scores.row()
+
+
+@lifecycle_task
+def apply_decision(key: str, version: int, candidate: dict, champion: dict | None, margin: float,
+                   trained_on: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    """Promote the candidate or leave it `challenger`; either way the decision, both metric sets,
+    the data hash and the commit go on its version in MLflow."""
+    decision = gate.decide(gate.GateScores(**candidate), gate.GateScores(**champion) if champion else None, margin)
+    name = lifecycle.model_name(key)
+    record = {"decision": "promoted" if decision.promote else "kept as challenger", "reason": decision.reason,
+              "candidate": candidate, "champion": champion, "margin": margin, **trained_on}  # fmt: skip
+    registry.set_version_tag(name, version, "gate", json.dumps(record, sort_keys=True))
+    if decision.promote:
+        lifecycle.promote(name, version, by="retrain", reason=decision.reason)
+    return {"model": f"{name}/{version}", **record}

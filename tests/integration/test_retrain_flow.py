@@ -1,0 +1,98 @@
+"""The `retrain` flow with tiny parameters, on Prefect's local API and a temporary MLflow store
+holding the shipped models: a candidate better than its champion on the gate is promoted (the
+old champion becomes `previous`), a worse one stays `challenger`, each decision recorded on the
+version and in the run's artifact; unchanged data and code train nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dimflow import lifecycle, registry
+from dimflow.settings import get_settings
+from dimflow.synth.dataset import write_dataset
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "drawing-segmenter"
+TINY = {"epochs": 3, "max_train": 3, "max_val": 2, "workers": 1, "lr": 0.01}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("retrain-data")
+    write_dataset(root / "train", n=3, seed=31)
+    write_dataset(root / "val", n=2, seed=32)
+    write_dataset(root / "gate", n=2, seed=33)
+    return root
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DIMFLOW_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DIMFLOW_MLFLOW_TRACKING_URI", raising=False)
+    get_settings.cache_clear()
+    lifecycle.bootstrap(ROOT / "models" / "baseline")
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def _crippled_champion(tmp_path: Path) -> int:
+    """The shipped segmenter with its weights scrambled, made champion: a model any training beats."""
+    from dimflow.segment.model import StrokeSAGE
+
+    model = StrokeSAGE.load(ROOT / "models" / "baseline" / "segmenter")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p))
+    model.save(tmp_path / "crippled")
+    reg = registry.log_and_register(NAME, tmp_path / "crippled", {}, [], {}, "scrambled", alias=None)
+    lifecycle.promote(NAME, reg.version, by="test", reason="a bad champion")
+    return reg.version
+
+
+def _gate_tag(version: int) -> dict:
+    facts = next(v for v in registry.version_facts(NAME) if v["version"] == version)
+    return json.loads(facts["tags"]["gate"])
+
+
+def test_a_better_candidate_is_promoted_and_a_worse_one_kept(data: Path, store: Path) -> None:
+    from flows.retrain import retrain
+
+    bad = _crippled_champion(store)
+    run = lambda **kw: retrain(models=["segmenter"], data=str(data), gate=str(data / "gate"), real=None,  # noqa: E731
+                               params={"segmenter": TINY}, **kw)  # fmt: skip
+    (better,) = run(fine_tune=False)  # from scratch, a few steps: better than scrambled weights
+    assert better["decision"] == "promoted", better
+    promoted = registry.version_by_alias(NAME, registry.CHAMPION)
+    assert promoted not in (1, bad)
+    assert registry.version_by_alias(NAME, registry.PREVIOUS) == bad
+    assert _gate_tag(promoted)["candidate"]["metric"] > _gate_tag(promoted)["champion"]["metric"]
+
+    lifecycle.promote(NAME, 1, by="test", reason="the shipped one back")  # a strong champion
+    (worse,) = run(fine_tune=False, force=True)
+    assert worse["decision"] == "kept as challenger", worse
+    challenger = registry.version_by_alias(NAME, registry.CHALLENGER)
+    assert registry.version_by_alias(NAME, registry.CHAMPION) == 1 and challenger not in (1, promoted)
+    assert "not" in _gate_tag(challenger)["reason"] and _gate_tag(challenger)["dataset"]
+
+    moves = lifecycle.history(NAME)["moves"]
+    assert [(m.by, m.version) for m in moves][-2:] == [("retrain", promoted), ("test", 1)]
+
+
+def test_unchanged_data_and_code_train_nothing(data: Path, store: Path) -> None:
+    from flows.retrain import retrain
+
+    first = retrain(models=["segmenter"], data=str(data), gate=str(data / "gate"), real=None,
+                    params={"segmenter": TINY}, fine_tune=True, force=True)  # fmt: skip
+    assert first[0]["decision"] in ("promoted", "kept as challenger")
+    version = int(first[0]["model"].rsplit("/", 1)[1])
+    if registry.version_by_alias(NAME, registry.CHAMPION) != version:  # a champion trained on this data and code
+        lifecycle.promote(NAME, version, by="test")
+    again = retrain(models=["segmenter"], data=str(data), gate=str(data / "gate"), real=None,
+                    params={"segmenter": TINY})  # fmt: skip
+    assert again == [{"model": "segmenter", "decision": "skipped", "reason": "same data and code as its champion"}]
