@@ -133,6 +133,47 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
 
 
+class CpuMeter:
+    """CPU seconds spent by each part of the stack during a phase: the Prefect server, the API
+    process, its worker processes, Redis (psutil, by process tree; PostgreSQL's backends come and
+    go with their connections, so their time cannot be read this way)."""
+
+    def __init__(self, prefect_pid: int | None, api_pid: int, redis_pid: int) -> None:
+        self.prefect, self.api, self.redis = prefect_pid, api_pid, redis_pid
+
+    @staticmethod
+    def _cpu(proc) -> float:
+        try:
+            t = proc.cpu_times()
+            return t.user + t.system
+        except Exception:  # gone: its time is lost either way
+            return 0.0
+
+    def read(self) -> dict[str, float]:
+        import psutil
+
+        out = dict.fromkeys(("prefect", "api", "workers", "redis"), 0.0)
+        for name, pid in (("prefect", self.prefect), ("api", self.api), ("redis", self.redis)):
+            if pid is None:
+                continue
+            try:
+                root = psutil.Process(pid)
+            except psutil.NoSuchProcess:
+                continue
+            out[name] += self._cpu(root)
+            for child in root.children(recursive=True):
+                worker = name == "api" and "spawn_main" in " ".join(child.cmdline())
+                out["workers" if worker else name] += self._cpu(child)
+        return out
+
+    def since(self, before: dict[str, float], jobs: int) -> dict[str, float]:
+        now = self.read()
+        return {k: round((now[k] - before[k]) / jobs, 3) for k in now}
+
+
+METER: CpuMeter | None = None
+
+
 def phase(api: str, token: str, files: list[Path], concurrency: int, inproc: InProcess | None = None) -> dict:
     """One phase's drawings through the service. With `inproc`, the same drawings in-process right
     before (concurrent phases) or beside each one (sequential: alternately first and second), so a
@@ -140,6 +181,7 @@ def phase(api: str, token: str, files: list[Path], concurrency: int, inproc: InP
     paired: list[float] = []
     if inproc is not None and concurrency > 1:
         paired = [inproc.ms(f) for f in files]
+    cpu0 = METER.read() if METER is not None and concurrency > 1 else None
     t = time.perf_counter()
     if concurrency == 1:
         got = []
@@ -154,11 +196,12 @@ def phase(api: str, token: str, files: list[Path], concurrency: int, inproc: InP
         with ThreadPoolExecutor(concurrency) as pool:
             got = list(pool.map(lambda f: one_job(api, token, f), files))
         wall = time.perf_counter() - t
+    cpu = METER.since(cpu0, len(files)) if cpu0 is not None else None
     ms = [x for x, _ in got]
     errors = [e for _, e in got if e]
     row = {"n": len(files), "p50_ms": round(statistics.median(ms), 1), "p95_ms": round(pct(ms, 0.95), 1),
            "max_ms": round(max(ms), 1), "per_s": round(len(files) / wall, 3), "errors": len(errors),
-           "first_error": errors[0] if errors else None}  # fmt: skip
+           "first_error": errors[0] if errors else None, "cpu_s_per_job": cpu}  # fmt: skip
     if paired:
         row.update(in_p50_ms=round(statistics.median(paired), 1), in_p95_ms=round(pct(paired, 0.95), 1),
                    in_per_s=round(1000 / statistics.mean(paired), 3), in_ms=[round(x) for x in paired],
@@ -248,6 +291,9 @@ def main() -> None:
             time.sleep(0.5)
         token = subprocess.run([str(VENV_BIN / "dimflow"), "-q", "token", "create", "--sub", "bench"], env=env,
                                capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]  # fmt: skip
+        global METER
+        METER = CpuMeter(procs[0].pid if db != "given" else None, procs[-1].pid, procs[-2].pid if db != "given"
+                         else procs[0].pid)  # fmt: skip
         for f in drawings(args.sheet, args.dpi, args.workers * 2, work, 9300):  # warm every worker's first run
             one_job(api, token, f)
         rows = {"sequential": phase(api, token, sets["sequential"], 1, inproc),
@@ -279,6 +325,9 @@ def main() -> None:
     seq = rows["sequential"]
     print(f"sequential: P95 - in-process P95: {seq['p95_ms'] - seq['in_p95_ms']:+.0f} ms; "
           f"median per-drawing difference: {seq['diff_p50_ms']:+.0f} ms")  # fmt: skip
+    for name, r in rows.items():
+        if r.get("cpu_s_per_job"):
+            print(f"{name}: CPU seconds per job: {r['cpu_s_per_job']}")
     for name, r in rows.items():
         if r["first_error"]:
             print(f"{name}: first error: {r['first_error']}")
