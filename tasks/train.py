@@ -61,12 +61,17 @@ def champion_trained_on(key: str) -> dict[str, str] | None:
 
 
 @lifecycle_task
-def train_candidate(key: str, data: str, params: dict[str, Any], fine_tune: bool = True) -> dict[str, Any]:
-    """Train one model (from the champion's weights when `fine_tune` and the model supports it),
-    register it as `challenger`; the champion does not move here. Progress shows as an artifact."""
+def train_candidate(key: str, data: str, params: dict[str, Any], fine_tune: bool = True,
+                    from_version: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """Train one model, register it as `challenger`; the champion does not move here. It starts
+    from registered weights where the model supports it (reader, segmenter): `from_version`, else
+    the champion's when `fine_tune`. Progress shows as an artifact."""
     p = _params(key, params)
-    if fine_tune and hasattr(p, "init") and registry.version_by_alias(lifecycle.model_name(key)) is not None:
-        p.init = str(registry.load(lifecycle.model_name(key), registry.CHAMPION).path)
+    name = lifecycle.model_name(key)
+    if hasattr(p, "init") and from_version is not None:
+        p.init = str(registry.load(name, version=from_version).path)
+    elif hasattr(p, "init") and fine_tune and registry.version_by_alias(name) is not None:
+        p.init = str(registry.load(name, registry.CHAMPION).path)
     artifact = create_progress_artifact(progress=0.0, description=f"training {key}")
 
     def progress(msg: str, done: int, total: int) -> None:

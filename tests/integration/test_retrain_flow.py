@@ -96,3 +96,14 @@ def test_unchanged_data_and_code_train_nothing(data: Path, store: Path) -> None:
     again = retrain(models=["segmenter"], data=str(data), gate=str(data / "gate"), real=None,
                     params={"segmenter": TINY})  # fmt: skip
     assert again == [{"model": "segmenter", "decision": "skipped", "reason": "same data and code as its champion"}]
+
+
+def test_the_train_flow_fine_tunes_a_registered_version_and_leaves_the_champion(data: Path, store: Path) -> None:
+    from flows.train import train_model
+
+    out = train_model("segmenter", data=str(data), params=TINY, from_version=1, gate=str(data / "gate"), real=None)
+    version = int(out["model"].rsplit("/", 1)[1])
+    assert out["decision"] == "kept as challenger" and version == 2
+    assert registry.version_by_alias(NAME, registry.CHALLENGER) == 2 and registry.version_by_alias(NAME) == 1
+    assert out["gate"]["metric"] > 0.8  # fine-tuned from the shipped weights, not from scratch (~0.67 here)
+    assert out["dataset"] == registry.dataset_hash(data / "train")
