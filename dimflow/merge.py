@@ -13,6 +13,7 @@ import numpy as np
 
 from dimflow.records import STAGES, Box, Detections, PageRef, Readings, Strokes
 from dimflow.schema import Dimension, DrawingResult, ImageSize, TextItem, TitleBlock
+from dimflow.sheet import ZONE_BAND
 
 GEOMETRY = {0: 0.5, 1: 0.8}  # confidence factor by dimension strokes near a callout; 2 or more: 1.0
 GEOMETRY_UNCHECKED = 0.7  # the page was not segmented: the geometry neither vouches nor objects
@@ -46,6 +47,17 @@ def inside(box: Box, region: Box) -> bool:
     """The box's centre lies in `region` (edges included)."""
     cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
     return region.x0 <= cx <= region.x1 and region.y0 <= cy <= region.y1
+
+
+def zone_mark(box: Box, raw: str, width: int, height: int) -> bool:
+    """A border zone mark (`3`, `C`, `12`): one or two letters or digits in the sheet's outer band,
+    where no dimension sits (the same rule as the text layer's `zone_marks`)."""
+    text = raw.strip()
+    if not (0 < len(text) <= 2 and text.isascii() and text.isalnum()):
+        return False
+    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+    mx, my = ZONE_BAND[0] * width, ZONE_BAND[1] * height
+    return cx < mx or cx > width - mx or cy < my or cy > height - my
 
 
 def confidence(det_score: float, read_conf: float, support: int | None, text_layer: bool = False) -> float:
@@ -88,6 +100,9 @@ def merge(
         b = r.box
         bbox = (round(b.x0, 1), round(b.y0, 1), round(b.x1, 1), round(b.y1, 1))
         in_title = any(inside(b, t) for t in title_blocks)
+        if b.cls == 0 and readings.source == "ocr" and zone_mark(b, r.raw, page.width, page.height):
+            texts.append(TextItem(text=r.raw.strip(), bbox=bbox, confidence=round(r.confidence, 4)))
+            continue
         if b.cls == 0 and r.fields is not None and not in_title:
             support = dimension_support(b, strokes) if strokes is not None else None
             if support == 0 and r.confidence < LOW_READING:  # neither the geometry nor the reading vouches

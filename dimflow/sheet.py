@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+ZONE_BAND = (0.09, 0.05)  # the sheet's outer band (share of width, of height) its border zone marks sit in
+
 INK = 200
 Box = tuple[float, float, float, float]
 

@@ -182,9 +182,9 @@ def test_a_repaired_reading_costs_three_tenths() -> None:
 def test_dimensions_are_numbered_in_bands_of_50_px_then_left_to_right() -> None:
     readings = [
         interpret(Box(0, 300, 100, 340, 115, 0.9), "20", 0.9),  # band round(100/50) = 2
-        interpret(Box(0, 20, 110, 60, 125, 0.9), "30", 0.9),  # band round(110/50) = 2, further left
-        interpret(Box(0, 10, 130, 50, 145, 0.9), "40", 0.9),  # band round(130/50) = 3
-        interpret(Box(0, 500, 20, 540, 35, 0.9), "50", 0.9),  # band 0
+        interpret(Box(0, 80, 110, 120, 125, 0.9), "30", 0.9),  # band round(110/50) = 2, further left
+        interpret(Box(0, 70, 130, 110, 145, 0.9), "40", 0.9),  # band round(130/50) = 3
+        interpret(Box(0, 480, 30, 520, 45, 0.9), "50", 0.9),  # band 1 (clear of the sheet's zone-mark band)
     ]
     result = run(readings, lines=None)
     assert [(d.id, d.text) for d in result.dimensions] == [("d1", "50"), ("d2", "30"), ("d3", "20"), ("d4", "40")]
@@ -249,3 +249,17 @@ def test_a_text_layer_callout_without_dimension_lines_is_barely_doubted() -> Non
     )
     assert ocr.dimensions[0].confidence == round(min(1.0, 0.9 / 0.8) * 0.97 * 0.5, 4)
     assert text.dimensions[0].confidence == round(0.97 * 0.95, 4)
+
+
+def test_a_border_zone_mark_read_as_a_callout_is_text_on_an_ocr_page() -> None:
+    from dimflow.merge import zone_mark
+    from dimflow.records import Box
+
+    w, h = 1654, 2339  # A4 portrait at 200 dpi
+    assert zone_mark(Box(0, 131, 216, 149, 244, 0.9), "7", w, h)  # left band
+    assert zone_mark(Box(0, 1054, 45, 1074, 74, 0.9), "2", w, h)  # top band
+    assert zone_mark(Box(0, 1600, 900, 1620, 930, 0.9), "C", w, h)  # right band
+    assert zone_mark(Box(0, 131, 216, 160, 244, 0.9), "12", w, h)
+    assert not zone_mark(Box(0, 800, 900, 820, 930, 0.9), "7", w, h)  # inside the drawing: a dimension 7
+    assert not zone_mark(Box(0, 131, 216, 190, 244, 0.9), "7.5", w, h)  # not one or two letters or digits
+    assert not zone_mark(Box(0, 131, 216, 190, 244, 0.9), "Ø5", w, h)
