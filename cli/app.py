@@ -572,6 +572,66 @@ def models_compare(
         Console(soft_wrap=True).print(table)
 
 
+pools_app = typer.Typer(help="Prefect work pools and the GPU concurrency limit the deployments run on.")
+app.add_typer(pools_app, name="pools")
+
+
+@pools_app.command("setup")
+def pools_setup(
+    gpu_type: Annotated[
+        str,
+        typer.Option(
+            help="Infrastructure of the `gpu` pool: process, docker or kubernetes "
+            "(the last two from infra/pools/gpu-<type>.json)."
+        ),
+    ] = "process",
+    gpu_limit: Annotated[int, typer.Option(min=1, help="Runs that may hold a GPU at once (global limit `gpu`).")] = 1,
+) -> None:
+    """Create (or update) the `cpu` and `gpu` work pools and the `gpu` global concurrency limit on the
+    Prefect API (PREFECT_API_URL), before `prefect deploy --all`."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import (
+        GlobalConcurrencyLimitCreate,
+        GlobalConcurrencyLimitUpdate,
+        WorkPoolCreate,
+        WorkPoolUpdate,
+    )
+    from prefect.exceptions import ObjectNotFound
+
+    if gpu_type not in ("process", "docker", "kubernetes"):
+        raise fail(f"--gpu-type {gpu_type!r}: one of process, docker, kubernetes")
+    templates = Path(__file__).resolve().parents[1] / "infra" / "pools"
+    pools = {"cpu": ("process", None)}
+    pools["gpu"] = (gpu_type, json.loads((templates / f"gpu-{gpu_type}.json").read_text()) if gpu_type != "process"
+                    else None)  # fmt: skip
+    try:
+        with get_client(sync_client=True) as client:
+            for name, (kind, template) in pools.items():
+                extra = {"base_job_template": template} if template else {}
+                try:
+                    existing = client.read_work_pool(name)
+                except ObjectNotFound:
+                    client.create_work_pool(WorkPoolCreate(name=name, type=kind, **extra))
+                    console.print(f"work pool {name} ({kind}) created")
+                    continue
+                if existing.type != kind:
+                    raise fail(f"work pool {name} exists as type {existing.type}, not {kind}; delete it first "
+                               f"(`prefect work-pool delete {name}`)")  # fmt: skip
+                if template:
+                    client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
+                console.print(f"work pool {name} ({kind}) present")
+            try:
+                client.read_global_concurrency_limit_by_name("gpu")
+                client.update_global_concurrency_limit("gpu", GlobalConcurrencyLimitUpdate(limit=gpu_limit))
+            except ObjectNotFound:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name="gpu", limit=gpu_limit))
+            console.print(f"global concurrency limit gpu = {gpu_limit}")
+    except typer.Exit:
+        raise
+    except Exception as exc:  # the API unreachable or refusing
+        raise fail(f"cannot set up the pools on the Prefect API ({type(exc).__name__}: {exc})", code=1) from None
+
+
 # ---------------------------------------------------------------------------------------------- service
 
 token_app = typer.Typer(help="Tokens for the service API.")

@@ -43,6 +43,20 @@ def _params(key: str, overrides: dict[str, Any]) -> Any:
     return cls(**overrides)
 
 
+def _gpu_slot():
+    """On a GPU worker, one slot of the `gpu` global concurrency limit (`dimflow pools setup`) for
+    the training; a limit that does not exist does not hold it up. On the CPU: nothing to take."""
+    import contextlib
+
+    from dimflow.devices import pick_device
+
+    if pick_device() != "cuda":
+        return contextlib.nullcontext()
+    from prefect.concurrency.sync import concurrency
+
+    return concurrency("gpu", occupy=1, strict=False)
+
+
 @lifecycle_task
 def data_version(data: str) -> dict[str, str]:
     """What a candidate would be trained on: the training split's DVC-style hash and the code's commit."""
@@ -78,7 +92,8 @@ def train_candidate(key: str, data: str, params: dict[str, Any], fine_tune: bool
         if total:
             update_progress_artifact(artifact, progress=min(100.0, 100.0 * done / total))
 
-    result = lifecycle.train_and_register(key, Path(data), p, progress=progress, promote=False)
+    with _gpu_slot():
+        result = lifecycle.train_and_register(key, Path(data), p, progress=progress, promote=False)
     update_progress_artifact(artifact, progress=100.0)
     return {"name": result["name"], "version": result["version"], "fine_tuned": bool(getattr(p, "init", None))}
 
