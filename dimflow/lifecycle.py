@@ -77,11 +77,23 @@ def _flat(metrics: dict) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
+def checkpoint_path(name: str, dataset: str, params: Any) -> Path:
+    """Where a training of these exact arguments keeps its epochs: the same training started again
+    (a retried flow run, a restarted worker) finds it and resumes."""
+    import hashlib
+    from dataclasses import asdict
+
+    key = hashlib.sha256(json.dumps([name, dataset, asdict(params)], sort_keys=True, default=str).encode())
+    return get_settings().data_dir.resolve() / "checkpoints" / name / f"{key.hexdigest()[:20]}.pt"
+
+
 def train_and_register(key: str, data_root: Path, params: Any, progress=None, promote: bool = True) -> dict:
     """Train one model, log and register it as challenger, promote it if it beats the champion."""
     kind = get_kind(key)
+    dataset = registry.dataset_hash(data_root / "train")
+    resumable = {"checkpoint": checkpoint_path(kind.name, dataset, params)} if key == "segmenter" else {}
     with registry.training_run(kind.name) as (run_id, log_epoch):
-        model, metrics = kind.train(data_root, params, progress=progress, on_epoch=log_epoch)
+        model, metrics = kind.train(data_root, params, progress=progress, on_epoch=log_epoch, **resumable)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "model"
             model.save(folder)
@@ -92,11 +104,13 @@ def train_and_register(key: str, data_root: Path, params: Any, progress=None, pr
                 {k: v for k, v in metrics["params"].items()},
                 metrics["history"],
                 _flat(metrics["val"]),
-                registry.dataset_hash(data_root / "train"),
+                dataset,
                 alias=CHALLENGER,
                 tags={"device": metrics.get("device", "cpu")},
                 run_id=run_id,
             )
+    if resumable:  # registered: an interrupted run of these arguments is over
+        resumable["checkpoint"].unlink(missing_ok=True)
     result = {"name": kind.name, "version": reg.version, "val": metrics["val"], "promoted": False}
     if promote:
         result |= promote_if_better(key, data_root / "val")

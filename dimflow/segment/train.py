@@ -114,8 +114,11 @@ def train(
     params: SegmenterParams,
     progress: Callable[[str, int, int], None] | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    checkpoint: Path | None = None,
 ) -> tuple[StrokeSAGE, dict]:
-    """Train on `data_root`/train, select on `data_root`/val; returns the model and its metrics."""
+    """Train on `data_root`/train, select on `data_root`/val; returns the model and its metrics.
+    With `checkpoint`, every epoch is saved there and a training interrupted with the same
+    arguments resumes after its last saved epoch."""
     torch.manual_seed(params.seed)
     rng = np.random.default_rng(params.seed)
     device = pick_device()
@@ -145,9 +148,9 @@ def train(
         for g in train_g
         if g.n
     ]
-    book = EpochBook(model, params.epochs, on_epoch, progress)
+    book = EpochBook(model, params.epochs, on_epoch, progress, checkpoint, {"opt": opt, "sched": sched}, rng)
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-1)
-    for epoch in range(params.epochs):
+    for epoch in range(book.resume(), params.epochs):
         model.train()
         t0, total = time.perf_counter(), 0.0
         for i in rng.permutation(len(tensors)):
