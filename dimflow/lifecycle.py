@@ -91,7 +91,7 @@ def train_and_register(key: str, data_root: Path, params: Any, progress=None, pr
     """Train one model, log and register it as challenger, promote it if it beats the champion."""
     kind = get_kind(key)
     dataset = registry.dataset_hash(data_root / "train")
-    resumable = {"checkpoint": checkpoint_path(kind.name, dataset, params)} if key == "segmenter" else {}
+    resumable = {"checkpoint": checkpoint_path(kind.name, dataset, params)} if key in ("segmenter", "reader") else {}
     with registry.training_run(kind.name) as (run_id, log_epoch):
         model, metrics = kind.train(data_root, params, progress=progress, on_epoch=log_epoch, **resumable)
         with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ from dimflow.devices import pick_device
 from dimflow.epochs import EpochBook
 from dimflow.grammar import GrammarError, normalise
 from dimflow.read.model import CRNN, ReaderConfig, to_input, unstack
-from dimflow.read.orient import train_orientation
+from dimflow.read.orient import Orientation, train_orientation
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,11 @@ def train(
     params: ReaderParams,
     progress: Callable[[str, int, int], None] | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    checkpoint: Path | None = None,
 ) -> tuple[CRNN, dict]:
-    """Train on `data_root`/train crops, select on `data_root`/val; returns the model and metrics."""
+    """Train on `data_root`/train crops, select on `data_root`/val; returns the model and metrics.
+    With `checkpoint`, every epoch is saved there and a training interrupted with the same
+    arguments resumes after its last saved epoch (its orientation net included)."""
     torch.manual_seed(params.seed)
     rng = np.random.default_rng(params.seed)
     device = pick_device()
@@ -132,7 +135,11 @@ def train(
     else:
         cfg = ReaderConfig()
         model = CRNN(cfg).to(device)
-    if params.orient_epochs or model.orient is None:
+    if checkpoint is not None and checkpoint.is_file():  # resuming: the orientation net is in the checkpoint
+        if model.orient is None:
+            model.orient = Orientation().to(device)
+        orient_history = []
+    elif params.orient_epochs or model.orient is None:
         model.orient, orient_history = train_orientation(
             [s.upright for s in train_s], max(1, params.orient_epochs), rng, device
         )
@@ -145,8 +152,8 @@ def train(
     steps = max(1, params.epochs * ((len(train_s) + params.batch_size - 1) // params.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=steps, pct_start=0.15)
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
-    book = EpochBook(model, params.epochs, on_epoch, progress)
-    for epoch in range(params.epochs):
+    book = EpochBook(model, params.epochs, on_epoch, progress, checkpoint, {"opt": opt, "sched": sched}, rng)
+    for epoch in range(book.resume(), params.epochs):
         model.train()
         model.orient.eval()
         t0, total, n = time.perf_counter(), 0.0, 0
