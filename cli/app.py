@@ -534,7 +534,8 @@ def models_history(
         table.add_column(col)
     for v in h["versions"]:
         when = datetime.fromtimestamp(v["created_ms"] / 1000, UTC).strftime("%Y-%m-%d %H:%M")
-        shown = " ".join(f"{k}={m:.4f}" for k, m in sorted(v["metrics"].items()))
+        shown = " ".join(f"{k}={m:.0f}" if float(m).is_integer() else f"{k}={m:.4f}"
+                         for k, m in sorted(v["metrics"].items()))  # fmt: skip
         table.add_row(str(v["version"]), ",".join(v["aliases"]), when, shown, (v["dataset"] or "")[:12],
                       (v["commit"] or "")[:10])  # fmt: skip
     Console(soft_wrap=True).print(table)
