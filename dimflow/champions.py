@@ -65,7 +65,7 @@ class TextEngine:
     def __init__(self) -> None:
         self._engines: dict[int | None, Any] = {}
         self.ref = f"rapidocr-onnxruntime/{metadata.version('rapidocr-onnxruntime')}"
-        self.engine = self._engine(None)
+        self._engine(max(devices.budgets(), default=None))  # as the detector's first session (see there)
 
     def _engine(self, threads: int | None) -> Any:
         """RapidOCR for a thread budget (`devices.thread_budget`), made once per budget."""

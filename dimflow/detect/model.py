@@ -71,12 +71,14 @@ class Detector:
     """ONNX YOLO detector: grayscale drawings in, class boxes in input pixels out."""
 
     def __init__(self, folder: Path, cfg: DetectorConfig, providers: list[str] | None = None) -> None:
-        from dimflow.devices import onnx_providers
+        from dimflow.devices import budgets, onnx_providers
 
         self.folder, self.cfg = folder, cfg
         self.providers = providers or onnx_providers()
         self._sessions: dict[int | None, Any] = {}
-        self.session = self._session(None)
+        # opened now, so a model that does not load fails here; for the largest thread budget when the
+        # cores are shared (the session a stage alone uses), not a default one no stage would use
+        self.session = self._session(max(budgets(), default=None))
         self.input = self.session.get_inputs()[0].name
 
     def _session(self, threads: int | None):
