@@ -13,7 +13,7 @@ import numpy as np
 
 from dimflow.records import STAGES, Box, Detections, PageRef, Readings, Strokes
 from dimflow.schema import Dimension, DrawingResult, ImageSize, TextItem, TitleBlock
-from dimflow.sheet import ZONE_BAND
+from dimflow.sheet import in_zone_band
 
 GEOMETRY = {0: 0.5, 1: 0.8}  # confidence factor by dimension strokes near a callout; 2 or more: 1.0
 GEOMETRY_UNCHECKED = 0.7  # the page was not segmented: the geometry neither vouches nor objects
@@ -53,11 +53,8 @@ def zone_mark(box: Box, raw: str, width: int, height: int) -> bool:
     """A border zone mark (`3`, `C`, `12`): one or two letters or digits in the sheet's outer band,
     where no dimension sits (the same rule as the text layer's `zone_marks`)."""
     text = raw.strip()
-    if not (0 < len(text) <= 2 and text.isascii() and text.isalnum()):
-        return False
-    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
-    mx, my = ZONE_BAND[0] * width, ZONE_BAND[1] * height
-    return cx < mx or cx > width - mx or cy < my or cy > height - my
+    near_edge = in_zone_band((box.x0, box.y0, box.x1, box.y1), width, height)
+    return near_edge and 0 < len(text) <= 2 and text.isascii() and text.isalnum()
 
 
 def confidence(det_score: float, read_conf: float, support: int | None, text_layer: bool = False) -> float:

@@ -19,6 +19,13 @@ INK = 200
 Box = tuple[float, float, float, float]
 
 
+def in_zone_band(box: Box, width: float, height: float) -> bool:
+    """The box's centre lies in the sheet's outer band, where its zone marks are and no dimension is."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    mx, my = ZONE_BAND[0] * width, ZONE_BAND[1] * height
+    return cx < mx or cx > width - mx or cy < my or cy > height - my
+
+
 def ink(gray: np.ndarray) -> np.ndarray:
     return gray < INK
 

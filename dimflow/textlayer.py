@@ -30,7 +30,7 @@ from dimflow import gdt
 from dimflow.grammar import GrammarError, parse
 from dimflow.pdftext import TextRun
 from dimflow.schema import CalloutFields, DatumSymbol, FeatureControlFrame, SurfaceFinish, TitleBlock
-from dimflow.sheet import ZONE_BAND, Frame, enclosing_frame, has_glyph, ink
+from dimflow.sheet import Frame, enclosing_frame, has_glyph, in_zone_band, ink
 
 Box = tuple[float, float, float, float]
 
@@ -204,14 +204,7 @@ def _tidy(name: str, value: str) -> str:
 def zone_marks(runs: list[TextRun], shape: tuple[int, int]) -> set[int]:
     """The border's zone letters and numbers: one or two characters near the sheet's edge."""
     h, w = shape
-    mx, my = ZONE_BAND[0] * w, ZONE_BAND[1] * h
-    out = set()
-    for i, r in enumerate(runs):
-        cx, cy = (r.box[0] + r.box[2]) / 2, (r.box[1] + r.box[3]) / 2
-        near = cx < mx or cx > w - mx or cy < my or cy > h - my
-        if near and len(r.text) <= 2 and r.text.isalnum():
-            out.add(i)
-    return out
+    return {i for i, r in enumerate(runs) if len(r.text) <= 2 and r.text.isalnum() and in_zone_band(r.box, w, h)}
 
 
 # ---------------------------------------------------------------- frames
