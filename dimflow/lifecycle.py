@@ -81,7 +81,6 @@ def checkpoint_path(name: str, dataset: str, params: Any) -> Path:
     """Where a training of these exact arguments keeps its epochs: the same training started again
     (a retried flow run, a restarted worker) finds it and resumes."""
     import hashlib
-    from dataclasses import asdict
 
     key = hashlib.sha256(json.dumps([name, dataset, asdict(params)], sort_keys=True, default=str).encode())
     return get_settings().data_dir.resolve() / "checkpoints" / name / f"{key.hexdigest()[:20]}.pt"
@@ -194,8 +193,9 @@ def promote(name: str, version: int, by: str, reason: str = "") -> ChampionMove:
     alias on `version` is dropped. Recorded on the registered model (see `moves`)."""
     name = model_name(name)
     aliases, _ = registry.model_record(name)
-    if version not in registry.versions(name):
-        raise LifecycleError(f"{name} has no version {version} (versions: {sorted(registry.versions(name))})")
+    known = registry.versions(name)
+    if version not in known:
+        raise LifecycleError(f"{name} has no version {version} (versions: {sorted(known)})")
     current = aliases.get(CHAMPION)
     if current == version:
         raise LifecycleError(f"{name}/{version} is already the champion")

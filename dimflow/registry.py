@@ -308,9 +308,9 @@ def set_model_tag(name: str, key: str, value: str) -> None:
     client.set_registered_model_tag(name, key, value)
 
 
-def version_facts(name: str) -> list[dict]:
-    """Every version of `name`, oldest first: number, when it was registered, its tags, and its
-    run's final metrics, data hash and commit."""
+def version_facts(name: str, only: int | None = None) -> list[dict]:
+    """Every version of `name` (or the one numbered `only`), oldest first: number, when it was
+    registered, its tags, and its run's final metrics, data hash and commit."""
     _, client = _client()
     try:
         found = client.search_model_versions(f"name='{name}'")
@@ -318,6 +318,8 @@ def version_facts(name: str) -> list[dict]:
         raise _registry_error(name, "list versions", exc) from exc
     out = []
     for v in sorted(found, key=lambda v: int(v.version)):
+        if only is not None and int(v.version) != only:
+            continue  # its run is not read
         metrics, run_tags = {}, {}
         if v.run_id:
             try:

@@ -70,7 +70,7 @@ def champion_trained_on(key: str) -> dict[str, str] | None:
     version = registry.version_by_alias(name, registry.CHAMPION)
     if version is None:
         return None
-    facts = next(v for v in registry.version_facts(name) if v["version"] == version)
+    (facts,) = registry.version_facts(name, only=version)
     return {"dataset": facts["dataset"] or "", "commit": facts["commit"] or ""}
 
 

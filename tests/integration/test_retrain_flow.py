@@ -56,7 +56,7 @@ def _crippled_champion(tmp_path: Path) -> int:
 
 
 def _gate_tag(version: int) -> dict:
-    facts = next(v for v in registry.version_facts(NAME) if v["version"] == version)
+    (facts,) = registry.version_facts(NAME, only=version)
     return json.loads(facts["tags"]["gate"])
 
 
