@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from dimflow.settings import get_settings
 from dimflow.synth.dataset import write_dataset
 
 # CI runs the same examples every time (a failure there must be reproducible); locally they vary
@@ -23,3 +24,14 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     write_dataset(out, n=8, seed=7, degrade_share=0.5)
     return out
+
+
+@pytest.fixture
+def local_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data folder of the test's own: its MLflow store (sqlite), audit log and model downloads."""
+    monkeypatch.setenv("DIMFLOW_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DIMFLOW_MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DIMFLOW_AUDIT_URL", raising=False)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()

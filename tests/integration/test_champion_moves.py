@@ -12,26 +12,21 @@ from typer.testing import CliRunner
 from cli.app import app
 from dimflow import registry
 from dimflow.lifecycle import LifecycleError, history, promote, rollback
-from dimflow.settings import get_settings
 
 pytestmark = pytest.mark.integration
 NAME = "drawing-segmenter"
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DIMFLOW_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("DIMFLOW_MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("DIMFLOW_AUDIT_URL", raising=False)
-    get_settings.cache_clear()
+def store(local_registry: Path) -> Path:
+    tmp_path = local_registry
     for n in (1, 2, 3):  # three versions, v1 champion (as bootstrap leaves it), v3 challenger
         folder = tmp_path / f"m{n}"
         folder.mkdir()
         (folder / "weights.bin").write_bytes(bytes([n]) * 64)
         registry.log_and_register(NAME, folder, {"n": n}, [], {"accuracy": 0.9 + n / 100}, f"data{n}",
                                   alias={1: registry.CHAMPION, 2: None, 3: registry.CHALLENGER}[n])  # fmt: skip
-    yield tmp_path
-    get_settings.cache_clear()
+    return tmp_path
 
 
 def aliases() -> dict[str, int]:

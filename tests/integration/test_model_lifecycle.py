@@ -13,26 +13,19 @@ from dimflow.lifecycle import get_kind, promote_if_better, train_and_register
 from dimflow.read.train import ReaderParams
 from dimflow.segment.train import SegmenterParams
 from dimflow.settings import get_settings
-from dimflow.synth.dataset import write_dataset
+from tests.datasets import write_splits
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    write_dataset(root / "train", n=3, seed=11)
-    write_dataset(root / "val", n=2, seed=12)
-    return root
+    return write_splits(tmp_path_factory.mktemp("data"), train=(3, 11), val=(2, 12))
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DIMFLOW_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("DIMFLOW_MLFLOW_TRACKING_URI", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
+def store(local_registry: Path) -> Path:
+    return local_registry
 
 
 @pytest.mark.parametrize(
@@ -96,7 +89,6 @@ def test_ultralytics_is_offline(store: Path) -> None:
 
 def test_bootstrap_registers_the_shipped_set_once(store: Path) -> None:
     from dimflow.lifecycle import bootstrap
-    from dimflow.settings import get_settings
 
     first = bootstrap()
     for key in ("segmenter", "reader"):

@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from dimflow import lifecycle, registry
-from dimflow.settings import get_settings
-from dimflow.synth.dataset import write_dataset
+from tests.datasets import write_splits
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,21 +22,13 @@ TINY = {"epochs": 3, "max_train": 3, "max_val": 2, "workers": 1, "lr": 0.01}
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("retrain-data")
-    write_dataset(root / "train", n=3, seed=31)
-    write_dataset(root / "val", n=2, seed=32)
-    write_dataset(root / "gate", n=2, seed=33)
-    return root
+    return write_splits(tmp_path_factory.mktemp("retrain-data"), train=(3, 31), val=(2, 32), gate=(2, 33))
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DIMFLOW_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("DIMFLOW_MLFLOW_TRACKING_URI", raising=False)
-    get_settings.cache_clear()
+def store(local_registry: Path) -> Path:
     lifecycle.bootstrap(ROOT / "models" / "baseline")
-    yield tmp_path
-    get_settings.cache_clear()
+    return local_registry
 
 
 def _crippled_champion(tmp_path: Path) -> int:

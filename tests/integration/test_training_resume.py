@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dimflow.segment.train import SegmenterParams, train
-from dimflow.synth.dataset import write_dataset
+from tests.datasets import write_splits
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PARAMS = SegmenterParams(epochs=3, max_train=2, max_val=1, workers=1, hidden=32, layers=2)
@@ -21,10 +21,7 @@ class Killed(Exception):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("resume")
-    write_dataset(root / "train", n=2, seed=41)
-    write_dataset(root / "val", n=1, seed=42)
-    return root
+    return write_splits(tmp_path_factory.mktemp("resume"), train=(2, 41), val=(1, 42))
 
 
 def test_an_interrupted_training_resumes_and_matches_an_uninterrupted_one(data: Path, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import multiprocessing as mp
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -69,13 +70,18 @@ def _hold(lock: str, mode: str, ready, release) -> None:
         release.wait(30)
 
 
-def test_a_killed_worker_holds_no_slot(share) -> None:
-    lock = share("threads")
+def _stage_elsewhere(lock: Path, mode: str):
+    """Another worker process inside a model stage until `release` is set (or it is killed)."""
     ctx = mp.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
-    p = ctx.Process(target=_hold, args=(str(lock), "threads", ready, release))
+    p = ctx.Process(target=_hold, args=(str(lock), mode, ready, release))
     p.start()
     assert ready.wait(60)
+    return p, release
+
+
+def test_a_killed_worker_holds_no_slot(share) -> None:
+    p, _ = _stage_elsewhere(share("threads"), "threads")
     with devices.model_turn() as budget:
         assert budget == max(1, CORES // 2)
     p.kill()  # killed inside its stage: the kernel drops its flock
@@ -85,28 +91,16 @@ def test_a_killed_worker_holds_no_slot(share) -> None:
 
 
 def test_turns_mode_runs_one_stage_at_a_time(share) -> None:
-    lock = share("turns")
-    ctx = mp.get_context("spawn")
-    ready, release = ctx.Event(), ctx.Event()
-    p = ctx.Process(target=_hold, args=(str(lock), "turns", ready, release))
-    p.start()
+    p, release = _stage_elsewhere(share("turns"), "turns")
     try:
-        assert ready.wait(60)
         t = time.monotonic()
-        ctx_release = ctx.Process(target=_later, args=(release,))
-        ctx_release.start()
+        threading.Timer(0.5, release.set).start()  # the other stage ends in 0.5 s
         with devices.model_turn() as budget:  # waits for the other's turn to end
             assert budget is None
             assert time.monotonic() - t >= 0.4
-        ctx_release.join(10)
     finally:
         release.set()
         p.join(10)
-
-
-def _later(release) -> None:
-    time.sleep(0.5)
-    release.set()
 
 
 def test_budgets_are_what_a_worker_prepares_sessions_for(share, monkeypatch: pytest.MonkeyPatch) -> None:
