@@ -28,6 +28,7 @@ class ModelKind:
     train: Callable[..., tuple[Any, dict]]
     load: Callable[[Path], Any]
     evaluate: Callable[[Any, Path], dict]  # (model, split folder) -> metrics
+    resumes: bool = False  # its train() takes `checkpoint` and resumes from it (the detector resumes its own run)
 
     @property
     def name(self) -> str:
@@ -41,7 +42,7 @@ def _segmenter() -> ModelKind:
     def evaluate(model, split: Path) -> dict:
         return seg.evaluate(model, seg.load_split(split))
 
-    return ModelKind("segmenter", "accuracy", seg.train, StrokeSAGE.load, evaluate)
+    return ModelKind("segmenter", "accuracy", seg.train, StrokeSAGE.load, evaluate, resumes=True)
 
 
 def _reader() -> ModelKind:
@@ -51,7 +52,7 @@ def _reader() -> ModelKind:
     def evaluate(model, split: Path) -> dict:
         return rd.evaluate(model, rd.load_crops(split))
 
-    return ModelKind("reader", "exact_match", rd.train, CRNN.load, evaluate)
+    return ModelKind("reader", "exact_match", rd.train, CRNN.load, evaluate, resumes=True)
 
 
 def _detector() -> ModelKind:
@@ -90,7 +91,7 @@ def train_and_register(key: str, data_root: Path, params: Any, progress=None, pr
     """Train one model, log and register it as challenger, promote it if it beats the champion."""
     kind = get_kind(key)
     dataset = registry.dataset_hash(data_root / "train")
-    resumable = {"checkpoint": checkpoint_path(kind.name, dataset, params)} if key in ("segmenter", "reader") else {}
+    resumable = {"checkpoint": checkpoint_path(kind.name, dataset, params)} if kind.resumes else {}
     with registry.training_run(kind.name) as (run_id, log_epoch):
         model, metrics = kind.train(data_root, params, progress=progress, on_epoch=log_epoch, **resumable)
         with tempfile.TemporaryDirectory() as tmp:
