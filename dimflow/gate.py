@@ -21,10 +21,12 @@ from dimflow.evaluate import Score, load_truth
 def model_metric(key: str, metrics: dict[str, Any]) -> float:
     """The number a model is gated on: the detector's F1 of callout recall and precision (recall
     alone would reward boxing everything), the reader's exact match, the segmenter's accuracy."""
+    from dimflow.lifecycle import get_kind
+
     if key == "detector":
         r, p = float(metrics["recall"]), float(metrics["precision"])
         return 2 * p * r / (p + r) if p + r else 0.0
-    return float(metrics[{"reader": "exact_match", "segmenter": "accuracy"}[key]])
+    return float(metrics[get_kind(key).metric])  # the metric its training picks epochs and promotes by
 
 
 def with_model(models: Any, key: str, model: Any, ref: str) -> Any:
