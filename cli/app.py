@@ -451,6 +451,88 @@ def models_evaluate(
         print(f"{key} {metrics['model']} {shown}")
 
 
+@models_app.command("fit")
+def models_fit(
+    model: Annotated[str, typer.Argument(help="detector, reader or segmenter.")],
+    out: Annotated[Path, typer.Option(help="Folder the trained model (and its metrics.json) is written to.")],
+    data: DataOption = Path("data/synth"),
+    params: Annotated[
+        Path, typer.Option(help="YAML file whose train.<model> section holds the training parameters.")
+    ] = Path("params.yaml"),
+) -> None:
+    """Train one model into a folder, outside the registry: the DVC pipeline's train stage
+    (`dvc repro`), reproducible from params.yaml and the data's hash."""
+    import yaml
+
+    from dimflow.lifecycle import fit, get_kind, params_for
+
+    try:
+        get_kind(model)
+        values = ((yaml.safe_load(params.read_text()) or {}).get("train") or {}).get(model) or {}
+        p = params_for(model, values)
+    except (OSError, yaml.YAMLError, KeyError, ValueError, TypeError) as exc:
+        raise fail(f"{params}: {exc}") from None
+    for split in ("train", "val"):
+        if not (data / split / "images").is_dir():
+            raise fail(f"{data / split} has no images/; run `dvc repro` or `dimflow synth --out {data / split}`")
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task(f"train {model}", total=None)
+        metrics = fit(model, data, p, out, progress=lambda msg, done, total: bar.update(
+            task, description=f"{model} {msg}", completed=done, total=total))  # fmt: skip
+    val = {k: round(v, 4) for k, v in metrics["val"].items() if isinstance(v, float)}
+    console.print(f"{model} -> {out}; validation: {val}")
+
+
+@models_app.command("score")
+def models_score(
+    trained: Annotated[Path, typer.Option(help="Folder of trained models (<role>/); a role missing: the shipped one.")],
+    out: Annotated[Path, typer.Option(help="Metrics JSON to write (DVC's metrics.json).")] = Path("metrics.json"),
+    gate_split: Annotated[
+        Path, typer.Option("--gate", help="Split to score on, kept apart from training and validation.")
+    ] = Path("data/synth/gate"),
+    real: Annotated[Path | None, typer.Option(help="Imported labelled real drawings (dimflow labels import).")] = None,
+) -> None:
+    """Score trained models on the gate split and the labelled real drawings: the DVC pipeline's
+    evaluate stage; `dvc metrics show` / `dvc metrics diff` read what it writes."""
+    from dimflow.lifecycle import score
+
+    if not (gate_split / "images").is_dir():
+        raise fail(f"{gate_split} has no images/; run `dvc repro synth@gate`")
+    if real is not None and not (real / "labels").is_dir():
+        raise fail(f"{real} has no labels/; run `dimflow labels import samples/real --out {real}`")
+    metrics = score(trained, gate_split, real)
+    _write_atomic(out, (json.dumps(metrics, indent=1, sort_keys=True) + "\n").encode())
+    for role, figures in metrics.items():
+        console.print(f"{role}: " + " ".join(f"{k}={v:.4f}" for k, v in figures.items()))
+
+
+labels_app = typer.Typer(help="Labelled real drawings (LabelMe or COCO) for evaluation and the promotion gate.")
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("import")
+def labels_import(
+    src: Annotated[Path, typer.Argument(help="A LabelMe folder (drawings beside labels/*.json) or a COCO JSON file.")],
+    out: Annotated[Path, typer.Option(help="Folder to write: <name>.pdf|png beside labels/<name>.json.")] = Path(
+        "data/real"
+    ),
+) -> None:
+    """Check every label reads as contract truth and copy the set into one layout (`dimflow eval`,
+    the gate and `dimflow models score` read it); a bad label stops it, naming file and shape."""
+    from dimflow.labelme import LabelError
+    from dimflow.realset import import_labelled
+
+    if not src.exists():
+        raise fail(f"{src} does not exist")
+    try:
+        done = import_labelled(src, out)
+    except (LabelError, OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise fail(f"import refused: {exc}") from None
+    console.print(f"{out}: {done.line()}")
+
+
 ModelName = Annotated[str, typer.Argument(help="The model: detector, reader, segmenter, or its registered name.")]
 ReasonOption = Annotated[str, typer.Option(help="Why: kept with the move in the registry and the audit log.")]
 

@@ -17,6 +17,8 @@ from typing import Any
 
 from dimflow.evaluate import Score, load_truth
 
+DRAWINGS = (".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")  # what a labelled real set may hold
+
 
 def model_metric(key: str, metrics: dict[str, Any]) -> float:
     """The number a model is gated on: the detector's F1 of callout recall and precision (recall
@@ -48,20 +50,22 @@ def synthetic_score(models: Any, split: Path) -> Score:
 
 
 def real_score(models: Any, real: Path, text_layer: bool = True) -> Score:
-    """The whole pipeline on the labelled real sheets (`real`/<name>.PDF against labels/<name>.json),
-    from their text layer, or with it ignored (as scans and rasters are read)."""
+    """The whole pipeline on the labelled real sheets (`real`/<name>.pdf or a raster, against
+    labels/<name>.json), a PDF from its text layer, or with it ignored (as scans and rasters are read)."""
     from dimflow import inputs, pdftext, stages
 
     score = Score()
     for label in sorted((real / "labels").glob("*.json")):
-        pdf = next((p for p in real.iterdir() if p.stem == label.stem and p.suffix.lower() == ".pdf"), None)
-        if pdf is None:
+        drawing = next((p for p in sorted(real.iterdir()) if p.stem == label.stem and p.suffix.lower() in DRAWINGS),
+                       None)  # fmt: skip
+        if drawing is None:
             continue
-        data = pdf.read_bytes()
+        data = drawing.read_bytes()
         truth = load_truth(label)
-        page = inputs.load_pages(data, pdf.name)[0]
-        runs = pdftext.page_text(data, 0, page.dpi) if text_layer else None
-        result = stages.process_page(models, page.gray, stages.loose_page(page.gray, str(pdf), page.dpi), runs=runs)
+        page = inputs.load_pages(data, drawing.name)[0]
+        pdf = drawing.suffix.lower() == ".pdf"
+        runs = pdftext.page_text(data, 0, page.dpi) if text_layer and pdf else None
+        result = stages.process_page(models, page.gray, stages.loose_page(page.gray, str(drawing), page.dpi), runs=runs)
         pred = result.model_dump()
         score.add(pred["dimensions"], truth["dimensions"])
         score.add_other(pred, truth)

@@ -7,7 +7,9 @@ decides promotion, so the three models share one code path.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -28,6 +30,7 @@ class ModelKind:
     train: Callable[..., tuple[Any, dict]]
     load: Callable[[Path], Any]
     evaluate: Callable[[Any, Path], dict]  # (model, split folder) -> metrics
+    params: type  # its training parameters (a dataclass)
     resumes: bool = False  # its train() takes `checkpoint` and resumes from it (the detector resumes its own run)
 
     @property
@@ -42,7 +45,7 @@ def _segmenter() -> ModelKind:
     def evaluate(model, split: Path) -> dict:
         return seg.evaluate(model, seg.load_split(split))
 
-    return ModelKind("segmenter", "accuracy", seg.train, StrokeSAGE.load, evaluate, resumes=True)
+    return ModelKind("segmenter", "accuracy", seg.train, StrokeSAGE.load, evaluate, seg.SegmenterParams, resumes=True)
 
 
 def _reader() -> ModelKind:
@@ -52,7 +55,7 @@ def _reader() -> ModelKind:
     def evaluate(model, split: Path) -> dict:
         return rd.evaluate(model, rd.load_crops(split))
 
-    return ModelKind("reader", "exact_match", rd.train, CRNN.load, evaluate, resumes=True)
+    return ModelKind("reader", "exact_match", rd.train, CRNN.load, evaluate, rd.ReaderParams, resumes=True)
 
 
 def _detector() -> ModelKind:
@@ -62,7 +65,7 @@ def _detector() -> ModelKind:
     def evaluate(model, split: Path) -> dict:
         return det.evaluate(model, split)
 
-    return ModelKind("detector", "recall", det.train, Detector.load, evaluate)
+    return ModelKind("detector", "recall", det.train, Detector.load, evaluate, det.DetectorParams)
 
 
 KINDS: dict[str, Callable[[], ModelKind]] = {"segmenter": _segmenter, "reader": _reader, "detector": _detector}
@@ -72,6 +75,57 @@ def get_kind(key: str) -> ModelKind:
     if key not in KINDS:
         raise KeyError(f"unknown model '{key}'; choose one of {', '.join(KINDS)}")
     return KINDS[key]()
+
+
+def params_for(key: str, values: dict[str, Any]) -> Any:
+    """A model's training parameters from plain values (params.yaml, a flow's parameters); an
+    unknown name is refused, not ignored."""
+    cls = get_kind(key).params
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"{key}: unknown training parameter(s) {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(sorted(known))})")  # fmt: skip
+    return cls(**values)
+
+
+def fit(key: str, data_root: Path, params: Any, out: Path, progress=None) -> dict:
+    """Train one model into the folder `out` (its files and metrics.json), outside the registry:
+    the DVC pipeline's train stage. `out` is replaced only once the model is saved."""
+    kind = get_kind(key)
+    model, metrics = kind.train(data_root, params, progress=progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp:
+        folder = Path(tmp) / "model"
+        model.save(folder)
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(folder, out)
+    return metrics
+
+
+def score(trained: Path, gate_split: Path, real: Path | None) -> dict[str, dict[str, float]]:
+    """Metrics of a folder of trained models (`trained`/<role>, the shipped model where a role is
+    missing): each model's own figures on the gate split, and the whole pipeline's value F1 there
+    and on the labelled real sheets, read from their text layer and as rasters."""
+    from dimflow import champions, gate
+
+    folders = {role: trained / role if (trained / role).is_dir() else get_settings().baseline_dir / role
+               for role in champions.ROLES}  # fmt: skip
+    loaded = {role: champions.on_device(get_kind(role).load(folder)) for role, folder in folders.items()}
+    models = champions.ModelSet(**loaded, text_engine=champions.TextEngine(),
+                                refs={role: str(folder) for role, folder in folders.items()})  # fmt: skip
+    out: dict[str, dict[str, float]] = {}
+    for role in champions.ROLES:
+        figures = _flat(get_kind(role).evaluate(loaded[role], gate_split))
+        out[role] = {"gate_metric": gate.model_metric(role, figures), **figures}
+    pipeline = {"gate_value_f1": gate.synthetic_score(models, gate_split).value_f1}
+    if real is not None and (real / "labels").is_dir():
+        pipeline["real_value_f1"] = gate.real_score(models, real, text_layer=True).value_f1
+        pipeline["real_ocr_value_f1"] = gate.real_score(models, real, text_layer=False).value_f1
+    out["pipeline"] = pipeline
+    return {k: {m: round(v, 6) for m, v in figures.items()} for k, figures in out.items()}
 
 
 def _flat(metrics: dict) -> dict[str, float]:

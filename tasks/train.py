@@ -34,15 +34,6 @@ def _infrastructure_only(task, task_run, state) -> bool:
 lifecycle_task = task(retries=2, retry_delay_seconds=10, retry_condition_fn=_infrastructure_only, cache_policy=NO_CACHE)
 
 
-def _params(key: str, overrides: dict[str, Any]) -> Any:
-    from dimflow.detect.train import DetectorParams
-    from dimflow.read.train import ReaderParams
-    from dimflow.segment.train import SegmenterParams
-
-    cls = {"segmenter": SegmenterParams, "reader": ReaderParams, "detector": DetectorParams}[key]
-    return cls(**overrides)
-
-
 def _gpu_slot():
     """On a GPU worker, one slot of the `gpu` global concurrency limit (`dimflow pools setup`) for
     the training; a limit that does not exist does not hold it up. On the CPU: nothing to take."""
@@ -80,7 +71,7 @@ def train_candidate(key: str, data: str, params: dict[str, Any], fine_tune: bool
     """Train one model, register it as `challenger`; the champion does not move here. It starts
     from registered weights where the model supports it (reader, segmenter): `from_version`, else
     the champion's when `fine_tune`. Progress shows as an artifact."""
-    p = _params(key, params)
+    p = lifecycle.params_for(key, params)
     name = lifecycle.model_name(key)
     if hasattr(p, "init") and from_version is not None:
         p.init = str(registry.load(name, version=from_version).path)

@@ -31,7 +31,7 @@ from dimflow.client import ApiError, Client
 from dimflow.settings import Settings, get_settings
 from service.auth import create_token
 from tests.redis_server import redis_server
-from tests.servers import free_port, stop, wait_until_answers
+from tests.servers import drop_database, free_port, postgres_database, stop, wait_until_answers
 from tests.unit.test_inputs import BAD
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -71,30 +71,6 @@ class Stack:
             token = page["NextContinuationToken"]
 
 
-def _postgres_database() -> tuple[str | None, str | None]:
-    """A fresh database on the machine's PostgreSQL for the Prefect server; (None, None) if it does not answer."""
-    if not shutil.which("psql"):
-        return None, None
-    name = f"dimflow_test_{uuid.uuid4().hex[:8]}"
-    for user in ("postgres", "root"):
-        try:
-            sql = ["-c", f"CREATE DATABASE {name}"]
-            r = subprocess.run(["psql", "-h", "127.0.0.1", "-U", user, "-d", "postgres", *sql], capture_output=True,
-                               timeout=20)  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired):
-            return None, None
-        if r.returncode == 0:
-            return f"postgresql+asyncpg://{user}@127.0.0.1:5432/{name}", f"{user}:{name}"
-    return None, None
-
-
-def _drop_database(which: str | None) -> None:
-    if which:
-        user, name = which.split(":")
-        sql = ["-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"]
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", user, "-d", "postgres", *sql], capture_output=True, timeout=60)
-
-
 def _drawing(seed: int, index: int = 0) -> bytes:
     from dimflow.synth.generate import generate
 
@@ -130,7 +106,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
                AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)  # fmt: skip
     procs: list[subprocess.Popen] = []
-    db_url, db = _postgres_database()
+    db_url, db = postgres_database()
     try:
         boot = subprocess.Popen([str(BIN / "dimflow"), "-q", "models", "bootstrap"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
@@ -174,7 +150,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for p in reversed(procs):
             if p.poll() is None:
                 stop(p, 30)
-        _drop_database(db)
+        drop_database(db)
         get_settings.cache_clear()
 
 

@@ -35,3 +35,12 @@ def test_decide(cand: GateScores, promote: bool, why: str) -> None:
 
 def test_a_first_model_is_promoted() -> None:
     assert decide(CHAMP, None, 0.01).promote
+
+
+def test_training_parameters_by_name_and_an_unknown_one_refused() -> None:
+    from dimflow.lifecycle import params_for
+
+    p = params_for("segmenter", {"epochs": 2, "lr": 0.01})
+    assert (p.epochs, p.lr, p.hidden) == (2, 0.01, 96)
+    with pytest.raises(ValueError, match=r"unknown training parameter.*epoch"):
+        params_for("reader", {"epoch": 2})
