@@ -24,9 +24,17 @@ def scaled(gray: np.ndarray, imgsz: int) -> np.ndarray:
     return cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else gray
 
 
-def write_sample(out: Path, name: str, seed: int, index: int, imgsz: int, degrade_share: float) -> int:
-    """Generate drawing `index` of `seed` into out/images/name and out/labels/name; returns label count."""
-    d = generate(seed, index, degrade_share)
+def is_cad(index: int, cad_share: float) -> bool:
+    """Whether drawing `index` of a mixed split is CAD-style: `cad_share` of them, spread evenly."""
+    return int((index + 1) * cad_share) > int(index * cad_share)
+
+
+def write_sample(
+    out: Path, name: str, seed: int, index: int, imgsz: int, degrade_share: float, cad_share: float = 0.0
+) -> int:
+    """Generate drawing `index` of `seed` into out/images/name and out/labels/name; returns label
+    count. CAD-style drawings (`cad_share` of the indices) add frame, datum and roughness boxes."""
+    d = generate(seed, index, degrade_share, cad=is_cad(index, cad_share))
     gray = scaled(np.asarray(d.rendered.image.convert("L")), imgsz)
     cv2.imwrite(str(out / "images" / name / f"{d.drawing_id}.png"), gray)
     lines = yolo_lines(d)
@@ -35,12 +43,20 @@ def write_sample(out: Path, name: str, seed: int, index: int, imgsz: int, degrad
 
 
 def build_split(
-    out: Path, name: str, seed: int, n: int, imgsz: int, degrade_share: float = 0.3, workers: int = 1
+    out: Path,
+    name: str,
+    seed: int,
+    n: int,
+    imgsz: int,
+    degrade_share: float = 0.3,
+    workers: int = 1,
+    cad_share: float = 0.0,
 ) -> int:
-    """Generate drawings 0..n-1 of `seed` as a YOLO split `name` under `out`; returns the box count."""
+    """Generate drawings 0..n-1 of `seed` as a YOLO split `name` under `out` (`cad_share` of them
+    CAD-style); returns the box count."""
     (out / "images" / name).mkdir(parents=True, exist_ok=True)
     (out / "labels" / name).mkdir(parents=True, exist_ok=True)
-    args = [(out, name, seed, i, imgsz, degrade_share) for i in range(n)]
+    args = [(out, name, seed, i, imgsz, degrade_share, cad_share) for i in range(n)]
     if workers <= 1:
         return sum(write_sample(*a) for a in args)
     with ProcessPoolExecutor(workers) as pool:

@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=100, help="upper bound; --hours decides")
     ap.add_argument("--workers", type=int, default=12)
     ap.add_argument("--device", default="0")
+    ap.add_argument("--cad-share", type=float, default=0.0,
+                    help="share of CAD-style drawings (frames, datums, roughness: the detector's classes 3-5)")
     ap.add_argument("--commit", default="", help="the checkout's git commit (the machine gets no .git)")
     args = ap.parse_args()
 
@@ -77,8 +79,9 @@ def main() -> None:
     (out_run / "weights").mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     procs = len(os.sched_getaffinity(0))
-    n_boxes = build_split(args.work, "train", args.train_seed, args.n_train, args.imgsz, workers=procs)
-    build_split(args.work, "val", args.val_seed, args.n_val, args.imgsz, workers=procs)
+    n_boxes = build_split(args.work, "train", args.train_seed, args.n_train, args.imgsz, workers=procs,
+                          cad_share=args.cad_share)  # fmt: skip
+    build_split(args.work, "val", args.val_seed, args.n_val, args.imgsz, workers=procs, cad_share=args.cad_share)
     write_data_yaml(args.work)
     t_data = time.time() - t0
     print(f"generated {args.n_train}+{args.n_val} drawings ({n_boxes} train boxes) in {t_data:.0f} s", flush=True)
@@ -122,8 +125,9 @@ def main() -> None:
         else "cpu",
         "n_train_drawings": args.n_train,
         "n_val_drawings": args.n_val,
-        "train_data": {"generator_seed": args.train_seed, "indices": f"0..{args.n_train - 1}"},
-        "val_data": {"generator_seed": args.val_seed, "indices": f"0..{args.n_val - 1}"},
+        "train_data": {"generator_seed": args.train_seed, "indices": f"0..{args.n_train - 1}",
+                       "cad_share": args.cad_share},
+        "val_data": {"generator_seed": args.val_seed, "indices": f"0..{args.n_val - 1}", "cad_share": args.cad_share},
         "remote_params": asdict(params),
         "seconds_data": round(t_data, 1),
         "seconds_train": round(t_train, 1),
