@@ -300,14 +300,14 @@ def bootstrap(baseline: Path | None = None) -> dict[str, str]:
     baseline = baseline or get_settings().baseline_dir
     done = {}
     for key in KINDS:
-        kind = get_kind(key)
         folder = baseline / key
         if not folder.is_dir():
             done[key] = "not shipped"
             continue
-        if registry.version_by_alias(kind.name, CHAMPION) is not None:
+        if registry.version_by_alias(MODEL_NAMES[key], CHAMPION) is not None:  # no model code imported
             done[key] = "present"
             continue
+        kind = get_kind(key)
         card = json.loads((folder / "metrics.json").read_text())
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / "model"

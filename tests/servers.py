@@ -76,7 +76,8 @@ def start_mlflow(root: Path, env: dict[str, str], timeout_s: float = 180) -> tup
     cmd = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--serve-artifacts",
            "--artifacts-destination", (root / "artifacts").as_uri()]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env | {"MLFLOW_DISABLE_TELEMETRY": "true"}, stdout=log.open("wb"),
+    quiet = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job consumers
+    proc = subprocess.Popen(cmd, env=env | quiet, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     wait_until_answers(proc, f"{url}/health", "mlflow server", timeout_s, lambda: log.read_text(errors="replace"))

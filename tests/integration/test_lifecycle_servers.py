@@ -160,6 +160,13 @@ def test_deploy_retrain_promote_keep_rollback_and_serve_each_champion(
     assert [s["schedule"]["cron"] for s in deployed["retrain"]["schedules"]] == ["0 3 * * 1"]
     assert {d["work_pool_name"] for n, d in deployed.items() if n.startswith(("train-", "retrain"))} == {"gpu"}
     assert stack.http.get("/v2/concurrency_limits/gpu").json()["limit"] == 1
+    pools = {p["name"]: p["type"] for p in stack.http.post("/work_pools/filter", json={}).json()}
+    assert pools["cpu"] == pools["gpu"] == "process"
+    for kind in ("kubernetes", "docker"):  # the server accepts the GPU templates a cluster or GPU host uses
+        template = json.loads((ROOT / "infra" / "pools" / f"gpu-{kind}.json").read_text())
+        pool = {"name": f"gpu-{kind}", "type": kind, "base_job_template": template}
+        made = stack.http.post("/work_pools/", json=pool)
+        assert made.status_code == 201, made.text
     assert registry.version_by_alias(SEGMENTER) == 1  # the deploy's build step registered the shipped models
 
     drawing = next((data / "gate" / "images").glob("*.png"))
@@ -192,3 +199,7 @@ def test_deploy_retrain_promote_keep_rollback_and_serve_each_champion(
                              capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
     moves = [(m["action"], m["version"], m["by"]) for m in json.loads(history.stdout)["moves"]]
     assert moves[-3:] == [("promote", 3, "prefect"), ("promote", 4, "retrain"), ("rollback", 3, "prefect")]
+    table = subprocess.run([str(BIN / "dimflow"), "models", "history", SEGMENTER], env=stack.env | {"COLUMNS": "160"},
+                           capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
+    (stack.root / "history.txt").write_text(table)  # what an ML engineer sees (kept with the test's files)
+    assert "champion moves:" in table and "rollback" in table and "challenger" in table, table

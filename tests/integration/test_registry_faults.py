@@ -96,7 +96,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproces
            "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--no-serve-artifacts",
            "--default-artifact-root", (root / "artifacts").as_uri()]  # fmt: skip
     log = (root / "server.log").open("wb")
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     server_log = root / "server.log"
     wait_until_answers(proc, f"http://127.0.0.1:{port}/health", "mlflow server", 180, server_log.read_text)

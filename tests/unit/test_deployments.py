@@ -37,3 +37,17 @@ def test_local_serve_builds_both_processing_deployments() -> None:
     deps = deployments(limit=3)
     assert [d.name for d in deps] == ["process-drawing-local", "process-batch-local"]
     assert {d.flow_name for d in deps} == {"process-drawing", "process-batch"}
+
+
+def test_gpu_pool_templates_request_nvidia_gpus() -> None:
+    """The `gpu` pool's Kubernetes job asks for `gpu_count` NVIDIA GPUs (1 by default) and tolerates
+    GPU taints; the Docker one exposes every GPU to the container (the host's runtime is nvidia)."""
+    import json
+
+    k8s = json.loads((ROOT / "infra" / "pools" / "gpu-kubernetes.json").read_text())
+    pod = k8s["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "{{ gpu_count }}"
+    assert k8s["variables"]["properties"]["gpu_count"]["default"] == 1
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    docker = json.loads((ROOT / "infra" / "pools" / "gpu-docker.json").read_text())
+    assert docker["variables"]["properties"]["env"]["default"]["NVIDIA_VISIBLE_DEVICES"] == "all"
