@@ -42,6 +42,7 @@ class DetectorParams:
     amp: bool = False
     nbs: int | None = None  # nominal batch for gradient accumulation (ultralytics' default 64)
     run_dir: str | None = None  # a finished run from elsewhere (the GPU script): weights/, results.csv, run.json
+    init: str | None = None  # a detector .pt to fine-tune from (its weights move over; a new class head is fitted)
 
 
 def prepare(split: Path, out: Path, name: str, imgsz: int, limit: int | None) -> int:
@@ -85,7 +86,7 @@ def fit(
         log.info("resuming detector training from %s", last)
         YOLO(str(last)).train(resume=True)
         return run
-    model = YOLO("yolo11n.yaml")
+    model = YOLO(params.init) if params.init else YOLO("yolo11n.yaml")
     if progress:
 
         def on_epoch(trainer) -> None:
@@ -107,7 +108,7 @@ def fit(
         project=str(ds / "runs"),
         name="train",
         exist_ok=True,
-        pretrained=False,
+        pretrained=bool(params.init),  # from the yaml: nothing; with init: its weights, where the shapes match
         amp=params.amp,
         cache=params.cache or False,
         plots=False,

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from dimflow.detect.data import build_split  # noqa: E402
+from dimflow.detect.data import build_split, window_split  # noqa: E402
 from dimflow.detect.train import DetectorParams, fit, write_data_yaml  # noqa: E402
 from dimflow.detect.yolo_env import offline  # noqa: E402
 
@@ -70,6 +70,11 @@ def main() -> None:
     ap.add_argument("--device", default="0")
     ap.add_argument("--cad-share", type=float, default=0.0,
                     help="share of CAD-style drawings (frames, datums, roughness: the detector's classes 3-5)")
+    ap.add_argument("--window", type=int, default=0,
+                    help="train on windows of this many px cut at the detector's scale (a CPU run); 0: whole drawings")
+    ap.add_argument("--windows", type=int, default=2, help="windows per drawing")
+    ap.add_argument("--lr0", type=float, default=0.01, help="initial learning rate (lower to fine-tune)")
+    ap.add_argument("--init", default=None, help="a detector .pt to fine-tune from (e.g. the champion's detector.pt)")
     ap.add_argument("--commit", default="", help="the checkout's git commit (the machine gets no .git)")
     args = ap.parse_args()
 
@@ -79,25 +84,32 @@ def main() -> None:
     (out_run / "weights").mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     procs = len(os.sched_getaffinity(0))
-    n_boxes = build_split(args.work, "train", args.train_seed, args.n_train, args.imgsz, workers=procs,
+    sheets = args.work / "sheets" if args.window else args.work
+    n_boxes = build_split(sheets, "train", args.train_seed, args.n_train, args.imgsz, workers=procs,
                           cad_share=args.cad_share)  # fmt: skip
-    build_split(args.work, "val", args.val_seed, args.n_val, args.imgsz, workers=procs, cad_share=args.cad_share)
+    build_split(sheets, "val", args.val_seed, args.n_val, args.imgsz, workers=procs, cad_share=args.cad_share)
+    if args.window:
+        for split, seed in (("train", args.train_seed), ("val", args.val_seed)):
+            n = window_split(sheets, split, args.work, args.window, args.windows, seed)
+            print(f"{split}: {n} windows of {args.window} px", flush=True)
     write_data_yaml(args.work)
     t_data = time.time() - t0
     print(f"generated {args.n_train}+{args.n_val} drawings ({n_boxes} train boxes) in {t_data:.0f} s", flush=True)
 
     params = DetectorParams(
         epochs=args.epochs,
-        imgsz=args.imgsz,
+        imgsz=args.window or args.imgsz,
         batch=args.batch,
         max_train=args.n_train,
         max_val=args.n_val,
         workers=args.workers,
         resume=False,
         hours=args.hours,
-        cache="ram",
+        cache="ram" if args.device != "cpu" else None,
         amp=args.device != "cpu",
         nbs=args.nbs,
+        init=args.init,
+        lr0=args.lr0,
     )
     from ultralytics.utils.torch_utils import strip_optimizer
 
@@ -126,7 +138,7 @@ def main() -> None:
         "n_train_drawings": args.n_train,
         "n_val_drawings": args.n_val,
         "train_data": {"generator_seed": args.train_seed, "indices": f"0..{args.n_train - 1}",
-                       "cad_share": args.cad_share},
+                       "cad_share": args.cad_share, "window": args.window, "windows": args.windows},
         "val_data": {"generator_seed": args.val_seed, "indices": f"0..{args.n_val - 1}", "cad_share": args.cad_share},
         "remote_params": asdict(params),
         "seconds_data": round(t_data, 1),

@@ -52,3 +52,31 @@ def test_detector_size_grows_with_the_sheet_when_its_dpi_is_known() -> None:
     assert 3200 <= a1 <= 3264 and a1 % 32 == 0
     assert det.size_for((9933, 14043), 300) == 4544  # A0
     assert det.size_for((14043, 19866), 300) == 4800  # 2A0: capped
+
+
+def test_windows_keep_the_drawing_scale_and_clip_boxes(tmp_path) -> None:
+    """A window is cut at the detector's scale (nothing resized); a box mostly inside stays, clipped
+    and renormalised to the window; one mostly outside is dropped; rarer classes get windows first."""
+    import cv2
+    import numpy as np
+
+    from dimflow.detect.data import window_split
+
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (tmp_path / "labels" / "train").mkdir(parents=True)
+    img = np.full((400, 1000), 255, np.uint8)
+    img[100:120, 700:760] = 0  # a frame (class 3), drawn dark so its pixels can be found again
+    cv2.imwrite(str(tmp_path / "images" / "train" / "d.png"), img)
+    lines = ["3 0.730000 0.275000 0.060000 0.050000",  # the frame: 700..760 x 100..120
+             "0 0.050000 0.950000 0.060000 0.050000"]  # a dimension far away in the corner
+    (tmp_path / "labels" / "train" / "d.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "win"
+    assert window_split(tmp_path, "train", out, 256, 1, seed=0) == 1
+    crop = cv2.imread(str(out / "images" / "train" / "d-w0.png"), cv2.IMREAD_GRAYSCALE)
+    assert crop.shape == (256, 256)
+    (label,) = (out / "labels" / "train" / "d-w0.txt").read_text().split("\n")[:1]
+    c, cx, cy, w, h = label.split()
+    assert c == "3" and abs(float(w) * 256 - 60) < 0.5 and abs(float(h) * 256 - 20) < 0.5
+    ys, xs = np.nonzero(crop < 128)
+    assert abs(xs.mean() - float(cx) * 256) < 1 and abs(ys.mean() - float(cy) * 256) < 1
+    assert len((out / "labels" / "train" / "d-w0.txt").read_text().split()) == 5  # the far dimension is not in it
