@@ -50,3 +50,18 @@ def test_a_folder_is_sorted_by_content_not_by_name(tmp_path: Path) -> None:
     found, skipped = expand_inputs([str(tmp_path)])
     assert [p.name for p in found] == ["broken.pdf", "empty.bin", "sheet.PNG", "upload-3f2a.dat"]
     assert [p.name for p in skipped] == ["README.txt"] and "text" in skipped[tmp_path / "README.txt"]
+
+
+def test_labels_import_and_models_fit_refuse_with_reasons(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["labels", "import", str(tmp_path / "nope"), "--out", str(tmp_path / "out")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    (tmp_path / "src" / "labels").mkdir(parents=True)
+    (tmp_path / "src" / "labels" / "a.json").write_text('{"shapes": [], "imageWidth": 10, "imageHeight": 10}')
+    refused = runner.invoke(app, ["labels", "import", str(tmp_path / "src"), "--out", str(tmp_path / "out")])
+    assert refused.exit_code == 2 and "no drawing" in refused.output and not (tmp_path / "out").exists()
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  segmenter: {epochs: 1, epoch: 2}\n")
+    bad = runner.invoke(app, ["models", "fit", "segmenter", "--out", str(tmp_path / "m"), "--params", str(params)])
+    assert bad.exit_code == 2 and "unknown training parameter" in bad.output and "epoch" in bad.output
+    unknown = runner.invoke(app, ["models", "fit", "nosuch", "--out", str(tmp_path / "m"), "--params", str(params)])
+    assert unknown.exit_code == 2 and "unknown model" in unknown.output
