@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from dimflow.records import STAGES, Box, Detections, PageRef, Readings, Strokes
+from dimflow.records import CLASSES, STAGES, Box, Detections, PageRef, Readings, Strokes
 from dimflow.schema import Dimension, DrawingResult, ImageSize, TextItem, TitleBlock
 from dimflow.sheet import in_zone_band
 
@@ -25,6 +25,7 @@ REPAIRED = 0.7  # a reading that parsed only after OCR debris at its edges was t
 UNPARSED_CALLOUT = 0.3  # a callout box whose reading the grammar refuses, reported as text
 LOW_READING = 0.5  # below this, a reading with no dimension lines near it is not trusted as a dimension
 BAND_PX = 50  # dimensions are numbered in reading order, in horizontal bands this tall
+MARK_CLASSES = frozenset(CLASSES.index(c) for c in ("gdt", "datum", "surface_finish"))  # never dimensions
 
 
 def dimension_support(box: Box, strokes: Strokes) -> int:
@@ -89,6 +90,9 @@ def merge(
     # a page read from its text layer has its title block from the layer's labels and cells; the
     # detector's title-block box only fences OCR readings
     title_blocks = [b for b in found.boxes if b.cls == 2] if readings.source == "ocr" else []
+    # a detector that knows frames, datum symbols and roughness marks (classes 3-5) fences their
+    # values on OCR pages: a number inside one is a tolerance, a datum or a roughness, never a dimension
+    marks = [b for b in found.boxes if b.cls in MARK_CLASSES] if readings.source == "ocr" else []
     dims: list[Dimension] = []
     texts: list[TextItem] = []
     # a sheet whose title block says it is dimensioned in inches: its lengths are inches
@@ -96,7 +100,7 @@ def merge(
     for r in readings.items:
         b = r.box
         bbox = (round(b.x0, 1), round(b.y0, 1), round(b.x1, 1), round(b.y1, 1))
-        in_title = any(inside(b, t) for t in title_blocks)
+        in_title = any(inside(b, t) for t in title_blocks) or any(inside(b, m) for m in marks)
         if b.cls == 0 and readings.source == "ocr" and zone_mark(b, r.raw, page.width, page.height):
             texts.append(TextItem(text=r.raw.strip(), bbox=bbox, confidence=round(r.confidence, 4)))
             continue

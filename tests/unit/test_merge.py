@@ -118,6 +118,18 @@ def test_a_callout_that_parses_but_sits_in_the_title_block_is_text() -> None:
     assert [(t.text, t.confidence) for t in result.texts] == [("12.5", 0.27)]  # 0.9 x 0.3
 
 
+def test_a_number_inside_a_detected_frame_datum_or_roughness_mark_is_text() -> None:
+    lines = strokes((40, 470, 90, 470, 1), (45, 440, 45, 480, 1))
+    for cls in (3, 4, 5):  # gdt, datum, surface_finish
+        mark = Box(cls, 30, 440, 120, 480, 0.9)
+        value = interpret(Box(0, 50, 450, 80, 465, 0.9), "0.2", 0.9)
+        result = run([value], found_boxes=[mark], lines=lines)
+        assert result.dimensions == [] and [t.text for t in result.texts] == ["0.2"]
+    beside = run([interpret(Box(0, 200, 450, 230, 465, 0.9), "0.2", 0.9)], found_boxes=[Box(3, 30, 440, 120, 480, 0.9)],
+                 lines=strokes((190, 470, 240, 470, 1), (195, 440, 195, 480, 1)))  # fmt: skip
+    assert [d.nominal for d in beside.dimensions] == [0.2]
+
+
 def test_the_title_block_rule_uses_the_box_centre() -> None:
     title = Box(2, 20, 400, 300, 500, 0.9)
     assert inside(Box(0, 290, 390, 310, 410, 0.9), title)  # centre (300, 400) on the top-right corner
