@@ -202,4 +202,7 @@ def test_deploy_retrain_promote_keep_rollback_and_serve_each_champion(
     table = subprocess.run([str(BIN / "dimflow"), "models", "history", SEGMENTER], env=stack.env | {"COLUMNS": "160"},
                            capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
     (stack.root / "history.txt").write_text(table)  # what an ML engineer sees (kept with the test's files)
-    assert "champion moves:" in table and "rollback" in table and "challenger" in table, table
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in table.splitlines()
+            if line.count("│") > 3 and line.split("│")[1].strip().isdigit()}  # fmt: skip
+    assert rows == {"1": "previous", "2": "", "3": "champion", "4": ""}, table  # v1: what v3 replaced
+    assert "rollback drawing-segmenter: 4 -> 3 by prefect" in table, table
