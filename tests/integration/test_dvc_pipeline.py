@@ -21,7 +21,7 @@ import yaml
 from tests.servers import BIN, free_port, stop, wait_until_answers
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.e2e]
 TINY_TRAIN = {
     "segmenter": {"epochs": 1, "max_train": 3, "max_val": 2, "workers": 1},
     "reader": {"epochs": 1, "max_train": 24, "max_val": 8, "orient_epochs": 1},

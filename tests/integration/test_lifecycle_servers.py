@@ -32,7 +32,7 @@ from dimflow.settings import get_settings
 from tests.datasets import write_splits
 from tests.servers import BIN, drop_database, postgres_database, start_mlflow, start_prefect, stop
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 SEGMENTER = "drawing-segmenter"
 TINY = {"epochs": 3, "max_train": 3, "max_val": 2, "workers": 1, "lr": 0.01}
