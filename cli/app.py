@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dimflow.realset import DRAWING_SUFFIXES
 from dimflow.registry import RegistryError
 from dimflow.settings import configure_environment, get_settings
 
@@ -156,12 +159,15 @@ DataOption = Annotated[
 ]
 
 
-def _train(key: str, data: Path, params, promote: bool) -> None:
-    from dimflow.lifecycle import train_and_register
-
+def _require_splits(data: Path) -> None:
     for split in ("train", "val"):
         if not (data / split / "images").is_dir():
             raise fail(f"{data / split} has no images/; run `dvc repro` or `dimflow synth --out {data / split}`")
+
+
+@contextmanager
+def _training_bar(key: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar for one model's training, and the callback its epochs report through."""
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as bar:
@@ -170,6 +176,14 @@ def _train(key: str, data: Path, params, promote: bool) -> None:
         def progress(msg: str, done: int, total: int) -> None:
             bar.update(task, description=f"{key} {msg}", completed=done, total=total)
 
+        yield progress
+
+
+def _train(key: str, data: Path, params, promote: bool) -> None:
+    from dimflow.lifecycle import train_and_register
+
+    _require_splits(data)
+    with _training_bar(key) as progress:
         try:
             result = train_and_register(key, data, params, progress=progress, promote=promote)
         except RegistryError as exc:  # the registry is down or answers errors
@@ -186,9 +200,6 @@ def _train(key: str, data: Path, params, promote: bool) -> None:
         console.print(
             f"not promoted: {result['challenger']:.4f} on val against the champion's {result['champion']:.4f}"
         )
-
-
-DRAWING_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pdf")
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], dict[Path, str]]:
@@ -472,15 +483,9 @@ def models_fit(
         p = params_for(model, values)
     except (OSError, yaml.YAMLError, KeyError, ValueError, TypeError) as exc:
         raise fail(f"{params}: {exc}") from None
-    for split in ("train", "val"):
-        if not (data / split / "images").is_dir():
-            raise fail(f"{data / split} has no images/; run `dvc repro` or `dimflow synth --out {data / split}`")
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    ) as bar:
-        task = bar.add_task(f"train {model}", total=None)
-        metrics = fit(model, data, p, out, progress=lambda msg, done, total: bar.update(
-            task, description=f"{model} {msg}", completed=done, total=total))  # fmt: skip
+    _require_splits(data)
+    with _training_bar(model) as progress:
+        metrics = fit(model, data, p, out, progress=progress)
     val = {k: round(v, 4) for k, v in metrics["val"].items() if isinstance(v, float)}
     console.print(f"{model} -> {out}; validation: {val}")
 

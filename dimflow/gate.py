@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dimflow.evaluate import Score, load_truth
-
-DRAWINGS = (".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")  # what a labelled real set may hold
+from dimflow.realset import drawing_named
 
 
 def model_metric(key: str, metrics: dict[str, Any]) -> float:
@@ -56,8 +55,7 @@ def real_score(models: Any, real: Path, text_layer: bool = True) -> Score:
 
     score = Score()
     for label in sorted((real / "labels").glob("*.json")):
-        drawing = next((p for p in sorted(real.iterdir()) if p.stem == label.stem and p.suffix.lower() in DRAWINGS),
-                       None)  # fmt: skip
+        drawing = drawing_named(real, label.stem)
         if drawing is None:
             continue
         data = drawing.read_bytes()
@@ -83,17 +81,21 @@ class GateScores:
         return {k: (round(v, 4) if v is not None else None) for k, v in dataclasses.asdict(self).items()}
 
 
+def pipeline_scores(models: Any, gate: Path, real: Path | None) -> tuple[float, float | None, float | None]:
+    """The whole pipeline's value F1 on the gate split, and on the labelled real sheets from their
+    text layer and as rasters (None without a labelled real set)."""
+    if real is None or not (real / "labels").is_dir():
+        return synthetic_score(models, gate).value_f1, None, None
+    return (synthetic_score(models, gate).value_f1, real_score(models, real, text_layer=True).value_f1,
+            real_score(models, real, text_layer=False).value_f1)  # fmt: skip
+
+
 def gate_scores(key: str, model: Any, ref: str, champions: Any, gate: Path, real: Path | None) -> GateScores:
     """A model's gate figures: its own metric on `gate`, and the pipeline's with it in the champions' place."""
     from dimflow.lifecycle import get_kind
 
-    models = with_model(champions, key, model, ref)
-    out = GateScores(metric=model_metric(key, get_kind(key).evaluate(model, gate)),
-                     gate_f1=synthetic_score(models, gate).value_f1)  # fmt: skip
-    if real is not None and (real / "labels").is_dir():
-        out.real_f1 = real_score(models, real, text_layer=True).value_f1
-        out.real_ocr_f1 = real_score(models, real, text_layer=False).value_f1
-    return out
+    metric = model_metric(key, get_kind(key).evaluate(model, gate))
+    return GateScores(metric, *pipeline_scores(with_model(champions, key, model, ref), gate, real))
 
 
 @dataclass(frozen=True)

@@ -96,9 +96,7 @@ def fit(key: str, data_root: Path, params: Any, out: Path, progress=None) -> dic
     model, metrics = kind.train(data_root, params, progress=progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp:
-        folder = Path(tmp) / "model"
-        model.save(folder)
-        (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str) + "\n")
+        folder = _save_trained(model, metrics, Path(tmp) / "model")
         if out.exists():
             shutil.rmtree(out)
         os.replace(folder, out)
@@ -120,12 +118,17 @@ def score(trained: Path, gate_split: Path, real: Path | None) -> dict[str, dict[
     for role in champions.ROLES:
         figures = _flat(get_kind(role).evaluate(loaded[role], gate_split))
         out[role] = {"gate_metric": gate.model_metric(role, figures), **figures}
-    pipeline = {"gate_value_f1": gate.synthetic_score(models, gate_split).value_f1}
-    if real is not None and (real / "labels").is_dir():
-        pipeline["real_value_f1"] = gate.real_score(models, real, text_layer=True).value_f1
-        pipeline["real_ocr_value_f1"] = gate.real_score(models, real, text_layer=False).value_f1
-    out["pipeline"] = pipeline
+    names = ("gate_value_f1", "real_value_f1", "real_ocr_value_f1")
+    out["pipeline"] = {n: v for n, v in zip(names, gate.pipeline_scores(models, gate_split, real), strict=True)
+                       if v is not None}  # fmt: skip
     return {k: {m: round(v, 6) for m, v in figures.items()} for k, figures in out.items()}
+
+
+def _save_trained(model: Any, metrics: dict, folder: Path) -> Path:
+    """A trained model's folder: its own files and the metrics.json of its training."""
+    model.save(folder)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str) + "\n")
+    return folder
 
 
 def _flat(metrics: dict) -> dict[str, float]:
@@ -149,9 +152,7 @@ def train_and_register(key: str, data_root: Path, params: Any, progress=None, pr
     with registry.training_run(kind.name) as (run_id, log_epoch):
         model, metrics = kind.train(data_root, params, progress=progress, on_epoch=log_epoch, **resumable)
         with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp) / "model"
-            model.save(folder)
-            (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str) + "\n")
+            folder = _save_trained(model, metrics, Path(tmp) / "model")
             reg = registry.log_and_register(
                 kind.name,
                 folder,

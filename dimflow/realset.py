@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from dimflow import labelme
-from dimflow.gate import DRAWINGS as DRAWING_SUFFIXES
+
+DRAWING_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pdf")  # files a drawing may come in
 
 
 @dataclass
@@ -40,11 +41,16 @@ def _drawing_for(label: Path, doc: dict, roots: list[Path]) -> Path:
         if named.is_file():
             return named
     for root in roots:
-        for p in sorted(root.iterdir()):
-            if p.stem == label.stem and p.suffix.lower() in DRAWING_SUFFIXES and p.is_file():
-                return p
+        if (found := drawing_named(root, label.stem)) is not None:
+            return found
     raise labelme.LabelError(f"{label}: no drawing for it (imagePath {doc.get('imagePath')!r}, "
                              f"or {label.stem}.pdf/png)")  # fmt: skip
+
+
+def drawing_named(folder: Path, stem: str) -> Path | None:
+    """The drawing file `stem`.<pdf|png|...> in `folder` (the first by name), or None."""
+    return next((p for p in sorted(folder.iterdir())
+                 if p.stem == stem and p.suffix.lower() in DRAWING_SUFFIXES and p.is_file()), None)  # fmt: skip
 
 
 def _from_labelme(src: Path) -> list[tuple[Path, dict]]:

@@ -24,12 +24,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
 import yaml
 
 from dimflow import registry
 from dimflow.settings import get_settings
-from tests.datasets import write_splits
+from tests.datasets import scrambled_segmenter, write_splits
 from tests.servers import BIN, drop_database, postgres_database, start_mlflow, start_prefect, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.e2e]
@@ -138,19 +137,6 @@ def registry_of(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     get_settings.cache_clear()
 
 
-def _scrambled_segmenter(folder: Path) -> Path:
-    """The shipped segmenter with its weights replaced by noise: a model any training beats."""
-    from dimflow.segment.model import StrokeSAGE
-
-    model = StrokeSAGE.load(ROOT / "models" / "baseline" / "segmenter")
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn_like(p))
-    model.save(folder)
-    return folder
-
-
 def test_deploy_retrain_promote_keep_rollback_and_serve_each_champion(
     stack: Stack, data: Path, registry_of: None, tmp_path: Path
 ) -> None:
@@ -179,7 +165,7 @@ def test_deploy_retrain_promote_keep_rollback_and_serve_each_champion(
     assert f"| {SEGMENTER}/2 | kept as challenger |" in decisions, decisions
     assert registry.version_by_alias(SEGMENTER) == 1 and registry.version_by_alias(SEGMENTER, registry.CHALLENGER) == 2
 
-    bad = registry.log_and_register(SEGMENTER, _scrambled_segmenter(tmp_path / "bad"), {}, [], {}, "noise", alias=None)
+    bad = registry.log_and_register(SEGMENTER, scrambled_segmenter(tmp_path / "bad"), {}, [], {}, "noise", alias=None)
     stack.run("promote-model/promote-model", model=SEGMENTER, version=bad.version, reason="a bad promotion by hand")
     assert registry.version_by_alias(SEGMENTER) == bad.version == 3
 

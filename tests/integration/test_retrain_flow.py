@@ -9,10 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from dimflow import lifecycle, registry
-from tests.datasets import write_splits
+from tests.datasets import scrambled_segmenter, write_splits
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,15 +32,8 @@ def store(local_registry: Path) -> Path:
 
 def _crippled_champion(tmp_path: Path) -> int:
     """The shipped segmenter with its weights scrambled, made champion: a model any training beats."""
-    from dimflow.segment.model import StrokeSAGE
-
-    model = StrokeSAGE.load(ROOT / "models" / "baseline" / "segmenter")
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn_like(p))
-    model.save(tmp_path / "crippled")
-    reg = registry.log_and_register(NAME, tmp_path / "crippled", {}, [], {}, "scrambled", alias=None)
+    reg = registry.log_and_register(NAME, scrambled_segmenter(tmp_path / "crippled"), {}, [], {}, "scrambled",
+                                    alias=None)  # fmt: skip
     lifecycle.promote(NAME, reg.version, by="test", reason="a bad champion")
     return reg.version
 
