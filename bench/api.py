@@ -34,6 +34,7 @@ from pathlib import Path
 from process import drawings  # bench/process.py: this folder is on sys.path when run as a script
 
 from dimflow.settings import configure_environment
+from service.prefect_server import SERVER_ENV
 
 configure_environment()
 ROOT = Path(__file__).resolve().parents[1]
@@ -265,7 +266,7 @@ def main() -> None:
         if not env.get("PREFECT_API_URL"):
             pg = postgres_url()
             db = "postgresql" if pg else "sqlite"
-            server_env = dict(env, **dict(kv.split("=", 1) for kv in args.prefect_env))
+            server_env = SERVER_ENV | env | dict(kv.split("=", 1) for kv in args.prefect_env)  # as the service's
             if pg:
                 server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = pg
             port = free_port()

@@ -124,12 +124,10 @@ async def process_job(files: list[JobFile], storage: str | None = None, job_id: 
 
 
 async def _job_page(page: PageRef, refs: dict[str, str], storage: str | None) -> StoredResult:
-    # the stages run one after another (they take turns on the cores anyway), merge and store as one task
+    # the stages run one after another (they take turns on the cores anyway), merge and store as one
+    # task; no stage comes from a cache here: the job's whole result did not (start_job looked)
     mk = models_key(refs)
-    found = await detect_page_async(page, mk, storage, return_state=True)
-    detections = await found.aresult()
-    readings = await read_page_async(page, detections, mk, storage, return_state=True)
-    strokes = await segment_page_async(page, mk, storage, return_state=True)
-    cached = served_from_cache(detect=found, read=readings, segment=strokes)
-    return await store_page(page, quote(detections), quote(await readings.aresult()),
-                            quote(await strokes.aresult()), refs, cached, storage)  # fmt: skip
+    detections = await detect_page_async(page, mk, storage)
+    readings = await read_page_async(page, detections, mk, storage)
+    strokes = await segment_page_async(page, mk, storage)
+    return await store_page(page, quote(detections), quote(readings), quote(strokes), refs, frozenset(), storage)

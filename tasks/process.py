@@ -147,9 +147,12 @@ def segment_page(page: PageRef, models: str, storage: str | None = None) -> Stro
     return _segment(page, models, storage)
 
 
-# The service's job flow (async) runs the same stages as async tasks under the same names and cache
-# keys: Prefect runs a sync task called from an async flow through a thread hand-off of its own that
-# costs ~35 ms of CPU a task run (measured, 2 cores); these hand the work to a thread themselves.
+# The service's job flow (async) runs the same stages as async tasks under the same names: Prefect
+# runs a sync task called from an async flow through a thread hand-off of its own that costs ~35 ms
+# of CPU a task run (measured, 2 cores); these hand the work to a thread themselves. They are not
+# cached stage by stage: a job is answered whole from the result cache (content hash + champions)
+# before any stage runs, so a stage record would only be written, never read, and persisting one
+# costs ~25 ms of CPU however small (measured here): ~75 ms a page taken from the models' cores.
 
 
 @task(name="load_drawing", cache_policy=NO_CACHE)
@@ -157,17 +160,17 @@ async def load_drawing_async(path: str, storage: str | None = None) -> list[Page
     return await asyncio.to_thread(_load, path, storage)
 
 
-@task(name="detect_page", cache_key_fn=_stage_key("detect"), cache_expiration=CACHE_FOR, persist_result=True)
+@task(name="detect_page", cache_policy=NO_CACHE, persist_result=False)
 async def detect_page_async(page: PageRef, models: str, storage: str | None = None) -> Detections:
     return await asyncio.to_thread(_detect, page, models, storage)
 
 
-@task(name="read_page", cache_key_fn=_stage_key("read"), cache_expiration=CACHE_FOR, persist_result=True)
+@task(name="read_page", cache_policy=NO_CACHE, persist_result=False)
 async def read_page_async(page: PageRef, found: Detections, models: str, storage: str | None = None) -> Readings:
     return await asyncio.to_thread(_read, page, found, models, storage)
 
 
-@task(name="segment_page", cache_key_fn=_stage_key("segment"), cache_expiration=CACHE_FOR, persist_result=True)
+@task(name="segment_page", cache_policy=NO_CACHE, persist_result=False)
 async def segment_page_async(page: PageRef, models: str, storage: str | None = None) -> Strokes:
     return await asyncio.to_thread(_segment, page, models, storage)
 

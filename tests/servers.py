@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from service.prefect_server import SERVER_ENV
+
 BIN = Path(sys.executable).parent
 
 
@@ -58,7 +60,7 @@ def start_prefect(
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = home / "server.log"
-    env = env | {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = SERVER_ENV | env | {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     if database:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database
     proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],

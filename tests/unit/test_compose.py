@@ -63,8 +63,15 @@ def test_dependencies_exist_and_buckets_cover_every_s3_url() -> None:
 
 def test_the_image_carries_every_package_the_services_run() -> None:
     dockerfile = (DOCKER / "Dockerfile").read_text()
-    packages = re.search(r'include = \[(.*?)\]', (ROOT / "pyproject.toml").read_text()).group(1)
+    packages = re.search(r"include = \[(.*?)\]", (ROOT / "pyproject.toml").read_text()).group(1)
     for pkg in re.findall(r'"([a-z]+)\*"', packages):
         assert f"COPY {pkg} ./{pkg}" in dockerfile, f"the image lacks the {pkg} package"
     for needed in ("prefect.yaml", "models", "samples"):
         assert needed in dockerfile
+
+
+def test_the_stacks_prefect_server_records_task_runs_as_the_service_is_measured_with() -> None:
+    from service.prefect_server import SERVER_ENV
+
+    env = SERVICES["prefect"]["environment"]
+    assert {k: str(env.get(k)) for k in SERVER_ENV} == SERVER_ENV
