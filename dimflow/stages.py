@@ -76,10 +76,14 @@ def load(
     digest = inputs.content_hash(data)
     is_pdf = inputs.sniff(data, name) == "pdf"
     refs = []
+    as_sent = len(pages) == 1 and not is_pdf and _gray_png(data)
     for page in pages:
-        buf = io.BytesIO()
-        Image.fromarray(page.gray).save(buf, format="PNG", compress_level=1)
-        png = buf.getvalue()
+        if as_sent:  # its pixels already: no second encoding (~17 ms an A4 page at 200 dpi)
+            png = data
+        else:
+            buf = io.BytesIO()
+            Image.fromarray(page.gray).save(buf, format="PNG", compress_level=1)
+            png = buf.getvalue()
         key = f"pages/{digest}/{page.number}-{hashlib.sha256(png).hexdigest()[:16]}.png"
         store.put(key, png, "image/png")
         text_key = None
@@ -94,6 +98,19 @@ def load(
         if on_page is not None:  # a worker keeps the decoded pixels rather than decode its own PNG again
             on_page(refs[-1], page.gray)
     return refs
+
+
+def _gray_png(data: bytes) -> bool:
+    """Whether a file is a PNG that decodes to exactly the gray page `inputs` makes of it: 8-bit gray,
+    nothing transparent, no orientation tag to apply."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return False
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return (im.format == "PNG" and im.mode == "L" and not im.has_transparency_data
+                    and getattr(im, "n_frames", 1) == 1 and im.getexif().get(0x0112, 1) == 1)  # fmt: skip
+    except (OSError, ValueError, SyntaxError):
+        return False
 
 
 def page_runs(store: Storage, page: PageRef) -> list[TextRun] | None:

@@ -11,6 +11,7 @@ would fail the same way), a bad file stays bad, and storage retries its own tran
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import threading
 from collections import OrderedDict
@@ -303,6 +304,30 @@ def file_outcome(file: JobFile, done: list[StoredResult] | None = None, error: B
                        results=done or [], confidences=confidences)  # fmt: skip
 
 
+def _publish_beside(markdown: str, description: str) -> threading.Thread:
+    """The run's markdown artifact, sent from a thread of its own: the job's answer does not wait on
+    the API call (~25 ms, more on a busy server). The thread runs in a copy of the caller's context,
+    so it names the run and shares the worker's Prefect client; it is not a daemon, so a process
+    that ends sends it first."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.context import FlowRunContext
+
+    flow_run = FlowRunContext.get().flow_run  # in the flow's body
+    artifact = ArtifactCreate(type="markdown", description=description, data=markdown, flow_run_id=flow_run.id)
+    log = get_run_logger()
+
+    def send() -> None:
+        try:
+            get_client(sync_client=True).create_artifact(artifact=artifact)
+        except Exception as exc:
+            log.warning("run summary not published: %s", exc)
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(send,), name="dimflow-artifact")
+    thread.start()
+    return thread
+
+
 def finish_job(
     job_id: str,
     files: list[JobFile],
@@ -341,7 +366,7 @@ def finish_job(
         failed = {f.name: f.error for f in outcome.files if f.error}
         done_all = [d for f in outcome.files for d in f.results]
         text = report.summary_markdown(done_all, start.refs, failed) + report.dimensions_markdown(pages)
-        create_markdown_artifact(markdown=text, description="dimflow job", _sync=True)  # in an async flow's body
+        _publish_beside(text, "dimflow job")
     except Exception as exc:
         get_run_logger().warning("run summary not published: %s", exc)
     if outcome.failed:

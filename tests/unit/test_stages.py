@@ -111,3 +111,41 @@ def test_a_stored_drawing_that_is_missing_or_too_large_is_refused_before_it_is_r
     with pytest.raises(BadInput) as refused:
         fetch(source, store, Limits(max_bytes=1000))
     assert refused.value.reason == reason
+
+
+def _png_of(im) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a_gray_png_is_stored_as_sent_and_anything_else_as_its_decoded_gray(tmp_path) -> None:
+    """The stored page always decodes to the pixels the models saw; a plain 8-bit gray PNG is that
+    already, so it is kept byte for byte rather than encoded again."""
+    import io
+
+    from PIL import Image
+
+    from dimflow import inputs, stages
+    from dimflow.storage import storage_from_url
+
+    rng = np.random.default_rng(3)
+    gray = np.where(rng.random((300, 400)) < 0.05, 0, 255).astype(np.uint8)
+    store = storage_from_url(str(tmp_path / "store"))
+    rgb = Image.fromarray(np.stack([gray] * 3, axis=-1))
+    la = Image.fromarray(np.stack([gray, np.full_like(gray, 128)], axis=-1), mode="LA")
+    turned = Image.fromarray(gray)
+    exif = turned.getexif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    turned.save(buf, format="PNG", exif=exif.tobytes())
+    for name, data, kept in [("gray.png", _png_of(Image.fromarray(gray)), True), ("rgb.png", _png_of(rgb), False),
+                             ("alpha.png", _png_of(la), False), ("turned.png", buf.getvalue(), False)]:  # fmt: skip
+        (tmp_path / name).write_bytes(data)
+        (ref,) = stages.load(str(tmp_path / name), store, inputs.Limits())
+        stored = store.get(ref.key)
+        assert (stored == data) is kept, name
+        expected = inputs.load_pages(data, name)[0].gray
+        assert np.array_equal(stages.page_pixels(store, ref), expected), name
