@@ -69,6 +69,45 @@ def _dataset_dir(data_root: Path, params: DetectorParams) -> Path:
     return get_settings().data_dir.resolve() / "cache" / "detector" / key.hexdigest()[:16]
 
 
+def widen_head(init: Path, out: Path) -> Path:
+    """A fine-tuning start for today's classes from a detector trained on fewer of them (the shipped
+    one knows dimension, text and title block): every weight moves over, and each class it knew keeps
+    its row of the class convolutions, so the new model finds what the old one found from its first
+    step while it learns the new classes. Without this ultralytics drops the whole class head (its
+    shape changed) and the old classes are learned again from nothing. Returns `init` itself when it
+    already has every class."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    ckpt = torch.load(init, map_location="cpu", weights_only=False)
+    old = (ckpt.get("ema") or ckpt["model"]).float()
+    known = [old.names[i] for i in range(old.nc)]
+    if old.nc == len(CLASSES):
+        return init
+    if known != list(CLASSES[: old.nc]):
+        raise ValueError(f"{init}: classes {known} are not a prefix of {list(CLASSES)}; cannot widen its head")
+    new = DetectionModel(dict(old.yaml, nc=len(CLASSES)), ch=old.yaml.get("channels", 3), nc=len(CLASSES),
+                         verbose=False)  # fmt: skip
+    state, moved, widened = new.state_dict(), 0, 0
+    for name, value in old.state_dict().items():
+        target = state.get(name)
+        if target is None:
+            continue
+        if target.shape == value.shape:
+            target.copy_(value)
+            moved += 1
+        elif value.shape[0] == old.nc and target.shape[0] == len(CLASSES) and target.shape[1:] == value.shape[1:]:
+            target[: old.nc].copy_(value)  # a class convolution's rows (weights or biases) for the known classes
+            widened += 1
+    new.load_state_dict(state)
+    new.nc, new.names, new.args, new.stride = len(CLASSES), dict(enumerate(CLASSES)), getattr(old, "args", {}), old.stride
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": new, "train_args": ckpt.get("train_args", {}), "date": ckpt.get("date"),
+                "version": ckpt.get("version"), "epoch": -1}, out)  # fmt: skip
+    log.info("widened %s: %d tensors moved, %d class rows kept for %s", init, moved, widened, known)
+    return out
+
+
 def fit(
     ds: Path,
     params: DetectorParams,
@@ -86,7 +125,8 @@ def fit(
         log.info("resuming detector training from %s", last)
         YOLO(str(last)).train(resume=True)
         return run
-    model = YOLO(params.init) if params.init else YOLO("yolo11n.yaml")
+    init = params.init and str(widen_head(Path(params.init), ds / "init.pt"))
+    model = YOLO(init) if init else YOLO("yolo11n.yaml")
     if progress:
 
         def on_epoch(trainer) -> None:

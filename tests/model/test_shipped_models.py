@@ -207,3 +207,29 @@ def test_the_gate_scores_the_labelled_real_sheets() -> None:
     assert text.n_truth == 25 and text.value_f1 >= 0.96, text.row()
     ocr = real_score(models, real, text_layer=False)
     assert ocr.n_truth == 25 and ocr.value_f1 >= 0.2, ocr.row()
+
+
+def test_widening_the_shipped_detector_keeps_what_it_finds_and_adds_the_new_classes(tmp_path: Path) -> None:
+    """Fine-tuning toward frames, datums and roughness marks starts from a model that already finds
+    dimensions, text and title blocks exactly as the shipped one does."""
+    import torch
+
+    from dimflow.detect.model import CLASSES
+    from dimflow.detect.train import widen_head
+    from dimflow.detect.yolo_env import offline
+
+    offline()
+    from ultralytics import YOLO
+
+    shipped = BASELINE_DIR / "detector" / "detector.pt"
+    if not shipped.is_file():
+        pytest.skip("no shipped detector weights")
+    wide = widen_head(shipped, tmp_path / "init.pt")
+    old, new = YOLO(str(shipped)).model.float().eval(), YOLO(str(wide)).model.float().eval()
+    assert new.names == dict(enumerate(CLASSES)) and new.nc == len(CLASSES) > old.nc
+    x = torch.rand(1, 3, 320, 320, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = old(x)[0], new(x)[0]
+    assert torch.allclose(a, b[:, : 4 + old.nc], rtol=1e-4, atol=1e-4)  # boxes and the known classes' scores
+    assert b[:, 4 + old.nc :].max() < 0.1  # the new classes start from the prior, not from noise
+    assert widen_head(wide, tmp_path / "again.pt") == wide  # already wide: used as it is
