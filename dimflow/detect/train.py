@@ -100,7 +100,8 @@ def widen_head(init: Path, out: Path) -> Path:
             target[: old.nc].copy_(value)  # a class convolution's rows (weights or biases) for the known classes
             widened += 1
     new.load_state_dict(state)
-    new.nc, new.names, new.args, new.stride = len(CLASSES), dict(enumerate(CLASSES)), getattr(old, "args", {}), old.stride
+    new.nc, new.names, new.stride = len(CLASSES), dict(enumerate(CLASSES)), old.stride
+    new.args = getattr(old, "args", {})
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": new, "train_args": ckpt.get("train_args", {}), "date": ckpt.get("date"),
                 "version": ckpt.get("version"), "epoch": -1}, out)  # fmt: skip
