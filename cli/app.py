@@ -159,8 +159,8 @@ DataOption = Annotated[
 ]
 
 
-def _require_splits(data: Path) -> None:
-    for split in ("train", "val"):
+def _require_splits(data: Path, splits: tuple[str, ...] = ("train", "val")) -> None:
+    for split in splits:
         if not (data / split / "images").is_dir():
             raise fail(f"{data / split} has no images/; run `dvc repro` or `dimflow synth --out {data / split}`")
 
@@ -182,7 +182,8 @@ def _training_bar(key: str) -> Iterator[Callable[[str, int, int], None]]:
 def _train(key: str, data: Path, params, promote: bool) -> None:
     from dimflow.lifecycle import train_and_register
 
-    _require_splits(data)
+    # a run trained elsewhere (--run-dir) brings its weights: only the validation split is read here
+    _require_splits(data, ("val",) if getattr(params, "run_dir", None) else ("train", "val"))
     with _training_bar(key) as progress:
         try:
             result = train_and_register(key, data, params, progress=progress, promote=promote)

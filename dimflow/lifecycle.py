@@ -144,10 +144,24 @@ def checkpoint_path(name: str, dataset: str, params: Any) -> Path:
     return get_settings().data_dir.resolve() / "checkpoints" / name / f"{key.hexdigest()[:20]}.pt"
 
 
+def _trained_elsewhere_on(params: Any) -> str | None:
+    """The training data of a run trained on another machine (`run_dir`, from scripts/gpu/), as its
+    run.json names it (generator seed, indices, CAD share, windows): no local folder was trained on,
+    so no local folder's hash may stand for it."""
+    run_dir = getattr(params, "run_dir", None)
+    if not run_dir:
+        return None
+    info_file = Path(run_dir) / "run.json"
+    data = json.loads(info_file.read_text()).get("train_data") if info_file.is_file() else None
+    if not data:
+        return f"run:{Path(run_dir).resolve().name}"
+    return "generated:" + ",".join(f"{k}={v}" for k, v in sorted(data.items()))
+
+
 def train_and_register(key: str, data_root: Path, params: Any, progress=None, promote: bool = True) -> dict:
     """Train one model, log and register it as challenger, promote it if it beats the champion."""
     kind = get_kind(key)
-    dataset = registry.dataset_hash(data_root / "train")
+    dataset = _trained_elsewhere_on(params) or registry.dataset_hash(data_root / "train")
     resumable = {"checkpoint": checkpoint_path(kind.name, dataset, params)} if kind.resumes else {}
     with registry.training_run(kind.name) as (run_id, log_epoch):
         model, metrics = kind.train(data_root, params, progress=progress, on_epoch=log_epoch, **resumable)

@@ -65,3 +65,30 @@ def test_labels_import_and_models_fit_refuse_with_reasons(tmp_path: Path) -> Non
     assert bad.exit_code == 2 and "unknown training parameter" in bad.output and "epoch" in bad.output
     unknown = runner.invoke(app, ["models", "fit", "nosuch", "--out", str(tmp_path / "m"), "--params", str(params)])
     assert unknown.exit_code == 2 and "unknown model" in unknown.output
+
+
+def test_a_detector_trained_elsewhere_needs_only_the_validation_split(tmp_path: Path) -> None:
+    """`--run-dir` brings the weights: no train/ split is asked for, the val/ split it is scored on is."""
+    run = tmp_path / "detector-run"
+    (run / "weights").mkdir(parents=True)
+    (run / "weights" / "best.pt").write_bytes(b"")
+    (tmp_path / "data" / "train").mkdir(parents=True)  # neither images/ here nor in val/
+    out = runner.invoke(app, ["train", "detector", "--data", str(tmp_path / "data"), "--run-dir", str(run)])
+    assert out.exit_code != 0
+    assert "val has no images/" in out.output and "train has no images/" not in out.output
+
+
+def test_a_run_trained_elsewhere_is_registered_with_the_data_its_run_json_names(tmp_path: Path) -> None:
+    import json
+
+    from dimflow.detect.train import DetectorParams
+    from dimflow.lifecycle import _trained_elsewhere_on
+
+    assert _trained_elsewhere_on(DetectorParams()) is None
+    run = tmp_path / "detector-run"
+    run.mkdir()
+    assert _trained_elsewhere_on(DetectorParams(run_dir=str(run))) == "run:detector-run"
+    (run / "run.json").write_text(json.dumps({"train_data": {"generator_seed": 101, "indices": "0..159",
+                                                             "cad_share": 0.5}}))  # fmt: skip
+    named = _trained_elsewhere_on(DetectorParams(run_dir=str(run)))
+    assert named == "generated:cad_share=0.5,generator_seed=101,indices=0..159"
