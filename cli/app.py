@@ -60,6 +60,9 @@ def synth(
     pdf: Annotated[
         bool, typer.Option("--pdf", help="Also each drawing as a vector PDF with a text layer (pdf/, truth-pdf/).")
     ] = False,
+    cad_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of the drawings CAD-style, spread evenly (--cad: all).")
+    ] = 0.0,
 ) -> None:
     """Generate synthetic mechanical drawings with exact ground truth.
 
@@ -74,7 +77,7 @@ def synth(
     with Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("synth", total=n)
         metas = write_dataset(out, n, seed, start=start, degrade_share=share, progress=lambda k: bar.advance(task, k),
-                              cad=cad, pdf=pdf)  # fmt: skip
+                              cad=cad, pdf=pdf, cad_share=cad_share)  # fmt: skip
     n_dims = sum(m["n_dimensions"] for m in metas)
     console.print(f"wrote {len(metas)} drawings with {n_dims} dimensions to {out}")
 

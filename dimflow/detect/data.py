@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dimflow.synth.dataset import yolo_lines
+from dimflow.synth.dataset import is_cad, yolo_lines
 from dimflow.synth.generate import generate
 
 
@@ -22,11 +22,6 @@ def scaled(gray: np.ndarray, imgsz: int) -> np.ndarray:
     """Long side scaled down to imgsz (never up), as the detector sees the sheet."""
     s = imgsz / max(gray.shape)
     return cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else gray
-
-
-def is_cad(index: int, cad_share: float) -> bool:
-    """Whether drawing `index` of a mixed split is CAD-style: `cad_share` of them, spread evenly."""
-    return int((index + 1) * cad_share) > int(index * cad_share)
 
 
 def write_sample(

@@ -172,6 +172,11 @@ def write_drawing(d: SynthDrawing, out: Path) -> dict:
     return {"meta": meta, "crops": crops}
 
 
+def is_cad(index: int, cad_share: float) -> bool:
+    """Whether drawing `index` of a mixed split is CAD-style: `cad_share` of them, spread evenly."""
+    return int((index + 1) * cad_share) > int(index * cad_share)
+
+
 def write_drawings(
     out: Path,
     seed: int,
@@ -180,13 +185,15 @@ def write_drawings(
     progress: Callable[[int], None] | None = None,
     cad: bool = False,
     pdf: bool = False,
+    cad_share: float = 0.0,
 ) -> list[dict]:
     """Generate and write the drawings `indices` of `seed`; returns one record per drawing.
-    `cad`: CAD-style sheets (frames, datums, roughness); `pdf`: also each as a vector PDF with a
-    text layer (`pdf/<name>.pdf`; its truth in `truth-pdf/`, boxes at the PDF's 200 dpi render)."""
+    `cad`: CAD-style sheets (frames, datums, roughness), or `cad_share` of them (spread evenly over
+    the indices); `pdf`: also each as a vector PDF with a text layer (`pdf/<name>.pdf`; its truth
+    in `truth-pdf/`, boxes at the PDF's 200 dpi render)."""
     records = []
     for i in indices:
-        d = generate(seed, i, degrade_share, cad=cad)
+        d = generate(seed, i, degrade_share, cad=cad or is_cad(i, cad_share))
         records.append(write_drawing(d, out))
         if pdf:
             write_pdf(d, out)
@@ -242,11 +249,13 @@ def write_dataset(
     progress: Callable[[int], None] | None = None,
     cad: bool = False,
     pdf: bool = False,
+    cad_share: float = 0.0,
 ) -> list[dict]:
     """Generate drawings start..start+n-1 of `seed` into `out`; deterministic byte for byte."""
     out.mkdir(parents=True, exist_ok=True)
-    records = write_drawings(out, seed, range(start, start + n), degrade_share, progress, cad=cad, pdf=pdf)
-    finalize(out, cad)
+    records = write_drawings(out, seed, range(start, start + n), degrade_share, progress, cad=cad, pdf=pdf,
+                             cad_share=cad_share)  # fmt: skip
+    finalize(out, cad or cad_share > 0)
     return [r["meta"] for r in records]
 
 

@@ -152,3 +152,25 @@ def test_a_cad_set_boxes_frames_datums_and_finishes_and_exports_vector_pdfs(tmp_
     assert (page.gray.shape[1], page.gray.shape[0]) == (truth["image"]["width"], truth["image"]["height"])
     runs = page_text(pdf.read_bytes(), 0, page.dpi)
     assert runs and any(r.text.replace(",", ".") in {d["text"] for d in truth["dimensions"]} for r in runs)
+
+
+def test_a_mixed_split_is_cad_style_for_its_share_spread_evenly_and_the_rest_as_plain(tmp_path) -> None:
+    """The gate split is half CAD-style (params.yaml): those sheets carry frames, datums and
+    roughness marks; the others are byte for byte the plain split's drawings of the same seed."""
+    import json
+
+    from dimflow.synth.dataset import is_cad, write_dataset
+
+    assert [is_cad(i, 0.5) for i in range(4)] == [False, True, False, True]
+    assert not any(is_cad(i, 0.0) for i in range(10)) and all(is_cad(i, 1.0) for i in range(10))
+    write_dataset(tmp_path / "mixed", n=4, seed=77, cad_share=0.5)
+    write_dataset(tmp_path / "plain", n=4, seed=77)
+    mixed = sorted((tmp_path / "mixed" / "truth").glob("*.json"))
+    plain = sorted((tmp_path / "plain" / "truth").glob("*.json"))
+    marks = [sum(len(json.loads(p.read_text()).get(k) or []) for k in ("gdt", "datums", "surface_finish"))
+             for p in mixed]  # fmt: skip
+    assert [p.name for p in plain] == [p.name for p in mixed]
+    same = [(tmp_path / "plain" / "images" / f"{p.stem}.png").read_bytes()
+            == (tmp_path / "mixed" / "images" / f"{p.stem}.png").read_bytes() for p in mixed]  # fmt: skip
+    assert same == [True, False, True, False] and [m > 0 for m in marks] == [False, True, False, True]
+    assert "gdt" in (tmp_path / "mixed" / "data.yaml").read_text()
