@@ -50,7 +50,7 @@ SERVER_ENV = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "100",
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",  # whole seconds: Prefect int()s it
 }
-RECORDER_FLUSH_S = 1.0
+RECORDER_FLUSH_S = float(SERVER_ENV["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL"])  # what tests wait on
 
 SERVER_NICE = 10  # the embedded server's bookkeeping yields the cores to the models beside it
 
