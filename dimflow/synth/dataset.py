@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
 from pathlib import Path
 
 from PIL import Image
@@ -164,7 +163,7 @@ def write_drawing(d: SynthDrawing, out: Path) -> dict:
         "sheet": d.sheet,
         "dpi": d.dpi,
         "font": d.font,
-        "degradation": asdict(d.degradation),
+        "degradation": d.degradation.record(),
         "n_dimensions": len(result.dimensions),
         "crops": crops,
     }

@@ -3,13 +3,24 @@ part, rendered at a chosen dpi with optional degradations, plus its ground truth
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import numpy as np
 
 from dimflow.grammar import Callout
 from dimflow.synth.annotate import Annotations, annotate
+from dimflow.synth.cad_sheet import (
+    SW_BLOCK_H,
+    CadLook,
+    look_rng,
+    pick_look,
+    restyle_lines,
+    revision_table,
+    scan_threshold,
+    sw_title_block,
+    view_labels,
+)
 from dimflow.synth.drafting import THICK, THIN, Drafter, DraftStyle
 from dimflow.synth.parts import PARTS, rect_pts
 from dimflow.synth.render import Degradation, Rendered, degrade, pick_degradation, render
@@ -147,17 +158,21 @@ def _title_block(
 def generate(seed: int, index: int, degrade_share: float = 0.3, cad: bool = False) -> SynthDrawing:
     """Drawing `index` of the dataset with `seed`: the same pair always gives the same drawing.
     `cad` adds what CAD sheets carry beside dimensions: feature control frames, datum feature
-    symbols and roughness symbols (`dimflow.synth.annotate`); without it the drawing is the one
-    the dataset has always had for that seed and index."""
+    symbols and roughness symbols (`dimflow.synth.annotate`), and a CAD export's look
+    (`dimflow.synth.cad_sheet`); without it the drawing is the one the dataset has always had for
+    that seed and index."""
     for attempt in range(20):
         rng = np.random.default_rng([seed, index, attempt])
-        drawing = _generate(rng, f"{seed:04d}-{index:05d}", degrade_share, cad)
+        look = pick_look(look_rng(seed, index, attempt)) if cad else None
+        drawing = _generate(rng, f"{seed:04d}-{index:05d}", degrade_share, cad, look)
         if 5 <= len(drawing.callouts()) <= 20:
             return drawing
     raise RuntimeError(f"could not lay out drawing {index} of seed {seed} with 5-20 callouts")
 
 
-def _generate(rng: np.random.Generator, name: str, degrade_share: float, cad: bool = False) -> SynthDrawing:
+def _generate(
+    rng: np.random.Generator, name: str, degrade_share: float, cad: bool = False, look: CadLook | None = None
+) -> SynthDrawing:
     sheet = str(rng.choice(["A3", "A4", "A4P"], p=[0.45, 0.35, 0.2]))
     W, H = SHEETS[sheet]
     font = str(rng.choice(FONTS))
@@ -173,28 +188,44 @@ def _generate(rng: np.random.Generator, name: str, degrade_share: float, cad: bo
         paren_tolerance=bool(rng.random() < 0.25),
         dimension_ink=int(rng.choice([0, 0, 70, 110])),
     )
+    if look is not None:  # after every draw of the plain style, so plain drawings stay as they were
+        style = replace(style, font=look.font or style.font, dimension_ink=look.dimension_ink)
+        font = style.font
     scene = Scene(W, H, dimension_ink=style.dimension_ink)
     occ = Occupancy(W, H)
     frame = (20.0, 10.0, W - 10, H - 10)
     d = Drafter(scene, occ, style, rng, frame)
     _border(d, (W, H), frame)
     part_name = str(rng.choice(list(PARTS)))
-    tb_h = 44.0 if sheet == "A3" else 40.0
+    tb_h = SW_BLOCK_H if look is not None and look.sw_title_block else 44.0 if sheet == "A3" else 40.0
     area = (frame[0] + 4, frame[1] + 4, frame[2] - 4, frame[3] - tb_h - 4)
     d.area = area
     scale, title = PARTS[part_name](d, rng, area)
     d.area = frame
-    _, title_fields = _title_block(d, rng, frame, title, scale, sheet[:2])  # names the size, not the orientation
+    if look is not None and look.sw_title_block:
+        _, title_fields = sw_title_block(d, rng, frame, title, scale, sheet[:2], NAMES, MATERIALS)
+    else:
+        _, title_fields = _title_block(d, rng, frame, title, scale, sheet[:2])  # the size, not the orientation
     notes = ["NOTES:"] + [
         f"{i + 1}. {n}" for i, n in enumerate(rng.choice(NOTES, size=int(rng.integers(2, 5)), replace=False))
     ]
-    _text(d, notes, (frame[0] + 4, frame[3] - tb_h + 2), 2.5)
+    if look is not None and look.sw_title_block:  # the block spans the sheet's foot: notes go above it
+        _text(d, notes, (frame[0] + 4, frame[3] - tb_h - 2), 2.5, bottom=True)
+    else:
+        _text(d, notes, (frame[0] + 4, frame[3] - tb_h + 2), 2.5)
     annotations = None
     if cad:  # drawn last, from the same stream, so a plain drawing's draws are untouched
         d.area = area
         annotations = annotate(d, rng, stroked_sign=bool(rng.random() < 0.5))
+    if look is not None:
+        if look.revision_table:
+            revision_table(d, rng, frame, NAMES)
+        view_labels(d, rng, area, look.view_labels)
+        restyle_lines(scene, look)
     rendered = render(scene, dpi)
     deg = pick_degradation(rng, degrade_share)
+    if look is not None and look.scan_threshold:
+        deg = replace(deg, scan_threshold=scan_threshold(look))
     if deg.any:
         rendered = degrade(rendered, deg, rng)
     return SynthDrawing(name, part_name, sheet, dpi, font, deg, scene, rendered, annotations, title_fields)

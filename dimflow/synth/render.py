@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -83,10 +83,19 @@ class Degradation:
     blur: float = 0.0
     noise: float = 0.0
     jpeg_quality: int = 0
+    scan_threshold: int = 0  # a 1-bit scan: ink where gray is below it (CAD-style sheets only)
 
     @property
     def any(self) -> bool:
-        return bool(self.rotation_deg or self.blur or self.noise or self.jpeg_quality)
+        return bool(self.rotation_deg or self.blur or self.noise or self.jpeg_quality or self.scan_threshold)
+
+    def record(self) -> dict[str, float | int]:
+        """For a drawing's metadata: a field a plain drawing never sets is left out, so plain
+        splits' files stay as they were."""
+        kept = asdict(self)
+        if not self.scan_threshold:
+            del kept["scan_threshold"]
+        return kept
 
 
 def pick_degradation(rng: np.random.Generator, share: float) -> Degradation:
@@ -132,4 +141,7 @@ def degrade(r: Rendered, deg: Degradation, rng: np.random.Generator) -> Rendered
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=deg.jpeg_quality)
         img = Image.open(io.BytesIO(buf.getvalue())).convert("L")
+    if deg.scan_threshold:  # last, as a scanner's 1-bit mode sees the page: pure black and white
+        arr = np.asarray(img)
+        img = Image.fromarray(np.where(arr < deg.scan_threshold, 0, 255).astype(np.uint8))
     return Rendered(img, lab, boxes, strokes)

@@ -100,6 +100,7 @@ FONT_FILES = {
     "dejavu": "DejaVuSans.ttf",
     "dejavu-condensed": "DejaVuSansCondensed.ttf",
     "liberation": "LiberationSans-Regular.ttf",
+    "adventor": "dimflow-adventor.ttf",  # TeX Gyre Adventor: Century Gothic's look, SOLIDWORKS' default
 }
 
 

@@ -174,3 +174,67 @@ def test_a_mixed_split_is_cad_style_for_its_share_spread_evenly_and_the_rest_as_
             == (tmp_path / "mixed" / "images" / f"{p.stem}.png").read_bytes() for p in mixed]  # fmt: skip
     assert same == [True, False, True, False] and [m > 0 for m in marks] == [False, True, False, True]
     assert "gdt" in (tmp_path / "mixed" / "data.yaml").read_text()
+
+
+def test_plain_drawings_are_the_ones_the_dvc_tracked_splits_hold(tmp_path: Path) -> None:
+    """CAD-only choices come from a stream of their own: the plain generator's files stay byte for
+    byte what they were (the train, val and test splits in dvc.lock are made of them). A change
+    here re-labels the training data: update dvc.lock with it, deliberately."""
+    write_dataset(tmp_path, n=4, seed=77)
+    h = hashlib.sha256()
+    for p in sorted(tmp_path.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(tmp_path)).encode())
+            h.update(p.read_bytes())
+    assert h.hexdigest() == "46e7a45bde20dc551ee87fed5e74ecf0135052f6e78ac8bb4b27dcd070954191"
+
+
+def test_cad_sheets_look_like_cad_exports() -> None:
+    """What the real SOLIDWORKS sheets have: the template's title block (tolerance block, sign-off
+    rows), revision tables, section and detail labels, Century-Gothic-like lettering, contours as
+    thin as dimension lines, short hidden dashes and 1-bit scans. None of that text is a
+    dimension, and the title block's texts lie in its region."""
+    from dimflow.pdftext import page_text
+    from dimflow.synth.cad_sheet import SHORT_HIDDEN, look_rng, pick_look
+    from dimflow.synth.generate import generate
+    from dimflow.synth.pdf import scene_pdf
+
+    seen: dict[str, int] = {}
+    for i in range(24):
+        look = pick_look(look_rng(606, i, 0))
+        d = generate(606, i, cad=True)
+        strings = {t.string: t for t in d.scene.texts}
+        region = dict(d.scene.regions)["title_block"]
+        tb = [t for t in d.scene.texts if t.role == "title_block"]
+        assert tb and all(
+            region[0] - 0.01 <= t.rect[0] and t.rect[2] <= region[2] + 0.01 and region[1] - 0.01 <= t.rect[1]
+            and t.rect[3] <= region[3] + 0.01 for t in tb
+        )  # fmt: skip
+        if any(s.startswith("UNLESS OTHERWISE SPECIFIED:") for s in strings):
+            seen["sw_block"] = seen.get("sw_block", 0) + 1
+            assert {"title", "drawing_number", "scale", "sheet"} <= set(d.title_fields)
+            assert strings[f"SCALE:{d.title_fields['scale']}"].role == "title_block"
+        if "REVISIONS" in strings:
+            seen["revisions"] = seen.get("revisions", 0) + 1
+            assert strings["REVISIONS"].role == "text" and strings["REVISIONS"].callout is None
+        labels = [t for t in d.scene.texts if t.string.startswith(("SECTION ", "DETAIL ")) and "\nSCALE " in t.string]
+        seen["view_labels"] = seen.get("view_labels", 0) + len(labels)
+        assert all(t.callout is None and t.role == "text" for t in labels)
+        if d.font == "adventor":
+            seen["adventor"] = seen.get("adventor", 0) + 1
+        if d.degradation.scan_threshold:
+            seen["scan"] = seen.get("scan", 0) + 1
+            assert set(np.unique(np.asarray(d.rendered.image)).tolist()) <= {0, 255}
+        contours = [s for s in d.scene.strokes if s.cls == StrokeClass.CONTOUR]
+        if look.thin_contours and contours:
+            seen["thin"] = seen.get("thin", 0) + 1
+            assert max(s.width for s in contours) <= look.thin_contours
+        if any(s.pattern == SHORT_HIDDEN for s in d.scene.strokes):
+            seen["short_hidden"] = seen.get("short_hidden", 0) + 1
+    assert set(seen) >= {"sw_block", "revisions", "view_labels", "adventor", "scan", "thin", "short_hidden"}, seen
+    # the Century Gothic look-alike embeds in a vector PDF and reads back from its text layer
+    sheet = next(d for d in (generate(606, i, cad=True) for i in range(24))
+                 if d.font == "adventor" and "units" in d.title_fields)  # fmt: skip
+    texts = [r.text for r in page_text(scene_pdf(sheet.scene), 0, 100)]
+    assert "DO NOT SCALE DRAWING" in texts and f"SCALE:{sheet.title_fields['scale']}" in texts
+    assert sheet.title_fields["title"] in texts
