@@ -273,6 +273,7 @@ def _read_ocr(models: ModelSet, grays: list[np.ndarray], found: list[Detections]
         out[i].append(Reading(box=box, raw=raw, confidence=conf))
     pages = []
     for i, items in enumerate(out):
+        items = _outside_tables(grays[i], items)
         items, finishes = sort_finishes(grays[i], items, models.text_engine.read)
         if found[i].turn:  # a sheet scanned turned: its frames run the other way; left as read
             pages.append((items, [], [], finishes))
@@ -282,6 +283,22 @@ def _read_ocr(models: ModelSet, grays: list[np.ndarray], found: list[Detections]
     each = round(_ms_since(t0) / max(1, len(grays)), 1)
     return [Readings(items=items, elapsed_ms=each, gdt=fcfs, datums=datums, surface_finish=finishes, title_block=tb)
             for (items, fcfs, datums, finishes), tb in zip(pages, blocks, strict=True)]  # fmt: skip
+
+
+def _outside_tables(gray: np.ndarray, items: list[Reading]) -> list[Reading]:
+    """A callout the detector found in a revision table (a zone `C2`, a date) is the table's text:
+    the table is found by its header row, as on a text-layer page (`textlayer.revision_tables`)."""
+    from dimflow.sheet import ink
+    from dimflow.textlayer import revision_tables
+
+    if not any(r.box.cls == 1 and r.raw.strip().upper() in ("ZONE", "DESCRIPTION", "APPROVED") for r in items):
+        return items  # no revision table's header was read: nothing to look for
+    at = [k for k, r in enumerate(items) if r.raw.strip()]
+    runs = [TextRun(text=items[k].raw.strip(), box=(items[k].box.x0, items[k].box.y0, items[k].box.x1,
+                    items[k].box.y1), angle=0, size=items[k].box.y1 - items[k].box.y0) for k in at]  # fmt: skip
+    table = {at[j] for j in revision_tables(runs, ink(gray))}
+    return [Reading(box=dataclasses.replace(r.box, cls=1), raw=r.raw, confidence=r.confidence)
+            if k in table and r.box.cls == 0 else r for k, r in enumerate(items)]  # fmt: skip
 
 
 def _ocr_title_block(gray: np.ndarray, found: Detections, items: list[Reading]):

@@ -98,14 +98,19 @@ def _contains(outer: Box, inner: Box, tol: float = 2.0) -> bool:
 # ---------------------------------------------------------------- title block
 
 
-def cell_at(mask: np.ndarray, box: Box, limit: int = 600) -> Box | None:
+def cell_at(mask: np.ndarray, box: Box, limit: int = 600, texts: list[Box] = ()) -> Box | None:
     """The drawn cell a label sits in: from the label outward to the first line each way (a line
-    crosses the path for 8 px either side), at most `limit` px."""
+    crosses the path for 8 px either side), at most `limit` px. A glyph's stem inside one of
+    `texts` (the other runs on the sheet) is no line: a value beside its label in the same cell
+    does not cut the cell short."""
     x0, y0, x1, y1 = (round(v) for v in box)
     h, w = mask.shape
     cy, cx = (y0 + y1) // 2, x0 + 2
+    across = [t for t in texts if t[1] <= cy <= t[3] and t != box]
 
     def vline(x: int) -> bool:
+        if any(t[0] - 1 <= x <= t[2] + 1 for t in across):
+            return False
         return bool(mask[max(0, cy - 8) : cy + 9, x].all())
 
     def hline(y: int) -> bool:
@@ -118,6 +123,16 @@ def cell_at(mask: np.ndarray, box: Box, limit: int = 600) -> Box | None:
     if left is None or right is None or top is None or bottom is None:
         return None  # open on a side: a word in the drawing (a view's "SCALE 1:2"), not a cell
     return (float(left), float(top), float(right), float(bottom))
+
+
+def _next_cell_runs(runs: list[TextRun], labels: dict, mask: np.ndarray, cell: Box) -> list[TextRun]:
+    """The runs in the drawn cell right of `cell`, in the same row (a row label's value)."""
+    probe = (cell[2] + 3, cell[1] + 3, cell[2] + 6, cell[3] - 3)
+    beside = cell_at(mask, probe, texts=[r.box for r in runs]) if probe[3] > probe[1] else None
+    if beside is None or abs(beside[1] - cell[1]) > 4 or abs(beside[3] - cell[3]) > 4:
+        return []  # no cell of the same row there
+    return sorted((r for j, r in enumerate(runs) if j not in labels and _centre_in(r.box, beside)),
+                  key=lambda r: r.box[0])  # fmt: skip
 
 
 def _largest_cluster(cells: dict[int, Box], gap: float = 12.0) -> dict[int, Box]:
@@ -143,7 +158,14 @@ def _largest_cluster(cells: dict[int, Box], gap: float = 12.0) -> dict[int, Box]
     if not sizes:
         return {}
     best = max(sizes, key=sizes.get)
-    return {k: cells[k] for k in keys if root(k) == best}
+    kept = {k: cells[k] for k in keys if root(k) == best}
+    while True:  # a block's parts apart from one another (SOLIDWORKS: sign-off rows, title cells) join its box
+        region = _union(list(kept.values()))
+        more = {k: c for k, c in cells.items() if k not in kept and region[0] - gap <= c[2] and c[0] - gap <= region[2]
+                and region[1] - gap <= c[3] and c[1] - gap <= region[3]}  # fmt: skip
+        if not more:
+            return kept
+        kept.update(more)
 
 
 def _label(text: str) -> tuple[int, str | None] | None:
@@ -158,17 +180,23 @@ def title_block(runs: list[TextRun], mask: np.ndarray, hint: Box | None = None) 
     """The title block's box and fields, and which runs are in it. Found from its labels (two or
     more of them), or `hint` (the detector's title-block box) when the sheet's labels are others."""
     labels = {i: lab for i, r in enumerate(runs) if r.angle == 0 and (lab := _label(r.text)) is not None}
-    cells = {i: c for i in labels if (c := cell_at(mask, runs[i].box)) is not None}
+    boxes = [r.box for r in runs if r.angle == 0]
+    cells = {i: c for i in labels if (c := cell_at(mask, runs[i].box, texts=boxes)) is not None}
     page_area = mask.shape[0] * mask.shape[1]
     cells = {i: c for i, c in cells.items() if (c[2] - c[0]) * (c[3] - c[1]) < 0.06 * page_area}
     cells = _largest_cluster(cells)
     labels = {i: lab for i, lab in labels.items() if i in cells}
+    if cells and hint is not None:  # a detector box elsewhere (a revision table taken for one) is not this block
+        found = _union(list(cells.values()))
+        if not (hint[0] <= found[2] and found[0] <= hint[2] and hint[1] <= found[3] and found[1] <= hint[3]):
+            hint = None
     if len(labels) < 2 and hint is None:
         return None, set()
     region = _union(list(cells.values()) + ([hint] if hint else [])) if cells else hint
     assert region is not None  # noqa: S101 - one of the two is set
     inside = {i for i, r in enumerate(runs) if _centre_in(r.box, region)}
     fields: dict[str, str | None] = {}
+    drawn_row: tuple[float, float] | None = None
     for i, (_, name) in labels.items():
         if name is None:
             continue
@@ -181,8 +209,18 @@ def title_block(runs: list[TextRun], mask: np.ndarray, hint: Box | None = None) 
             value = label_text[len(label_text) - len(inline) :].strip()
         else:
             value = " ".join(r.text for r in values).strip()
+        if not value and name == "drawn_by":  # a sign-off row (SOLIDWORKS): the name is in the next cell
+            value = " ".join(r.text for r in _next_cell_runs(runs, labels, mask, cell)).strip()
+            drawn_row = (cell[1], cell[3])
         if value and name not in fields:
             fields[name] = _tidy(name, value)
+    date_head = next((cells[i] for i, (_, name) in labels.items() if name == "date"), None)
+    if "date" not in fields and date_head is not None and drawn_row is not None:
+        # a DATE column header over the sign-off rows: the drawn-by row's date
+        column = (date_head[0], drawn_row[0], date_head[2], drawn_row[1])
+        found = [r.text for j, r in enumerate(runs) if j not in labels and _centre_in(r.box, column)]
+        if found:
+            fields["date"] = " ".join(found)
     everything = " ".join(runs[i].text for i in sorted(inside))
     for pattern, unit in _UNITS:
         if re.search(pattern, everything, re.I):
@@ -190,6 +228,37 @@ def title_block(runs: list[TextRun], mask: np.ndarray, hint: Box | None = None) 
     if m := _GENERAL_TOL.search(everything):
         fields["general_tolerance"] = " ".join(m.group(0).split())
     return TitleBlock(bbox=_r(region), fields=fields), inside
+
+
+_TABLE_HEADS = {"ZONE", "REV", "REV.", "DESCRIPTION", "DATE", "APPROVED", "ECO", "ECN", "BY", "CHANGE"}
+
+
+def revision_tables(runs: list[TextRun], mask: np.ndarray) -> set[int]:
+    """Runs in a revision table: a ruled header row naming three or more of its columns (ZONE, REV,
+    DESCRIPTION, DATE, APPROVED), its title above it and every row below it down to where the
+    table's left line ends. Its zones (`C2`), dates and ECO numbers read like callouts; none is."""
+    boxes = [r.box for r in runs if r.angle == 0]
+    heads = [i for i, r in enumerate(runs) if r.angle == 0 and r.text.strip().upper() in _TABLE_HEADS]
+    found: set[int] = set()
+    mid = {j: (runs[j].box[1] + runs[j].box[3]) / 2 for j in heads}
+    for i in heads:
+        row = [j for j in heads if abs(mid[j] - mid[i]) < 6]
+        if min(row) != i or len(row) < 3:
+            continue  # one look per header row, and a row of three column names at least
+        cells = [c for j in row if (c := cell_at(mask, runs[j].box, limit=400, texts=boxes)) is not None]
+        if len(cells) < 3:
+            continue
+        x0, top, x1, head_bottom = _union(cells)
+        left = round(x0)
+        y = round(head_bottom)
+        gap = 0
+        while y + 1 < mask.shape[0] and gap <= 2:  # down the table's left line
+            y += 1
+            gap = 0 if mask[y, max(0, left - 1) : left + 2].any() else gap + 1
+        title_room = head_bottom - top  # the "REVISIONS" row above the header
+        region = (x0, top - title_room - 2, x1, float(y))
+        found |= {j for j, r in enumerate(runs) if _centre_in(r.box, region)}
+    return found
 
 
 def _tidy(name: str, value: str) -> str:
@@ -469,9 +538,10 @@ def read_sheet(runs: list[TextRun], gray: np.ndarray, title_hint: Box | None = N
     zones = zone_marks(runs, gray.shape[:2])
     block, in_block = title_block(runs, mask, title_hint)
     out.title_block = block
-    for i in sorted((zones | in_block) & todo):
+    settled = zones | in_block | revision_tables(runs, mask)
+    for i in sorted(settled & todo):
         out.texts.append((runs[i].text, runs[i].box))
-    todo -= zones | in_block
+    todo -= settled
 
     frames = []
     for frame, members in _frames(runs, todo, mask):

@@ -60,13 +60,33 @@ def scan_threshold(look: CadLook) -> int:
     return max(look.scan_threshold, look.dimension_ink + 40) if look.scan_threshold else 0
 
 
-def _cell_text(
-    d: Drafter, lines: list[str], at: tuple[float, float], height: float, bottom: bool = False, gap: float = 0.6
+def _in_cell(
+    d: Drafter,
+    lines: list[str],
+    cell: Rect,
+    cap: float,
+    where: str = "top",
+    centre: bool = False,
+    room: float = 0.0,
+    gap: float = 0.6,
 ) -> bool:
-    runs, w, h = layout_lines(d.style.font, [(s, height) for s in lines], gap=height * gap)
-    origin = (at[0], at[1] - h) if bottom else at
-    block = TextBlock(runs, d.style.font, origin, (w, h), role="title_block", string="\n".join(lines))
-    return d.text(block, 0.1)
+    """Title-block text in a cell: at its top (a label) or bottom (the value, `room` mm left
+    for the label above it), lettering shrunk until it fits as a template's field does. False when
+    it cannot be placed: the caller then states no field for it."""
+    pad = 0.8
+    font = d.style.font
+    widest = max(measure(font, t, cap)[0] for t in lines)
+    cap = min(cap, cap * (cell[2] - cell[0] - 2 * pad) / widest) if widest else cap
+    _, _, h = layout_lines(font, [(t, cap) for t in lines], gap=cap * gap)
+    tall = cell[3] - cell[1] - 1.2 - room
+    if h > tall:
+        cap *= tall / h
+    if cap < 0.8:
+        return False
+    runs, w, h = layout_lines(font, [(t, cap) for t in lines], gap=cap * gap)
+    x = (cell[0] + cell[2]) / 2 - w / 2 if centre else cell[0] + pad
+    y = {"top": cell[1] + 0.6, "bottom": cell[3] - 0.6 - h, "middle": (cell[1] + cell[3]) / 2 - h / 2}[where]
+    return d.text(TextBlock(runs, font, (x, y), (w, h), role="title_block", string="\n".join(lines)), 0.1)
 
 
 def _scale_text(scale: Decimal) -> str:
@@ -87,98 +107,96 @@ def sw_title_block(
     block ("UNLESS OTHERWISE SPECIFIED: ..."), finish and "DO NOT SCALE DRAWING" cells above, the
     NAME / SIGNATURE / DATE rows (DRAWN, CHK'D, APPV'D, MFG, Q.A), material and weight, and the
     title, drawing number, size, scale and sheet on the right. Fields are filled as drafters do:
-    some, not all. Returns the block's rect and the fields it states."""
-
+    some, not all. Returns the block's rect and the fields it states (only those drawn)."""
     w = min(frame[2] - frame[0], 180.0)
     h = SW_BLOCK_H
     x1, y1 = frame[2], frame[3]
     x0, y0 = x1 - w, y1 - h
     band = y0 + h * 0.32  # the upper band: tolerances, finish, deburr, do-not-scale / revision
-    line = lambda pts: d.line(pts, StrokeClass.OTHER, THIN)  # noqa: E731
-    d.line([(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)], StrokeClass.OTHER, 0.5)
-    line([(x0, band), (x1, band)])
+    mid = y0 + (band - y0) * 0.45
     xa, xb, xc, xr = x0 + w * 0.19, x0 + w * 0.45, x0 + w * 0.55, x0 + w * 0.85
-    for x in (xa, xb, xc):
-        line([(x, y0), (x, band)])
-    line([(xc, y0 + (band - y0) * 0.45), (x1, y0 + (band - y0) * 0.45)])
-    line([(xr, y0), (xr, y0 + (band - y0) * 0.45)])
-    # the lower band: sign-off rows on the left, material/weight, title/number/scale on the right
     rows = 8
     rh = (y1 - band) / rows
     xn, xs, xd, xm = x0 + w * 0.065, x0 + w * 0.18, x0 + w * 0.295, x0 + w * 0.355
-    for r in range(1, rows):
-        line([(x0, band + r * rh), (xm if r >= 5 else xc, band + r * rh)])
-    for x in (xn, xs, xd, xm):
-        line([(x, band), (x, y1)])
-    line([(xc, band), (xc, y1)])
     yt, yn = band + rh * 4.8, y1 - rh * 1.2  # title above number above scale/sheet
-    line([(xc, yt), (x1, yt)])
-    line([(xc, yn), (x1, yn)])
-    xsz = x1 - w * 0.07
-    line([(xsz, yt), (xsz, yn)])
-    xsh = x0 + w * 0.82
-    line([(xsh, yn), (xsh, y1)])
-    line([(xm, y1 - rh), (xc, y1 - rh)])
+    xsz, xsh = x1 - w * 0.07, x0 + w * 0.82
 
-    fields: dict[str, str] = {"units": "mm"}
+    def line(*pts: tuple[float, float]) -> None:
+        d.line(list(pts), StrokeClass.OTHER, THIN)
+
+    d.line([(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)], StrokeClass.OTHER, 0.5)
+    line((x0, band), (x1, band))
+    for x in (xa, xb, xc):
+        line((x, y0), (x, band))
+    line((xc, mid), (x1, mid))
+    line((xr, y0), (xr, mid))
+    for r in range(1, rows):
+        line((x0, band + r * rh), (xm if r >= 5 else xc, band + r * rh))
+    for x in (xn, xs, xd, xm, xc):
+        line((x, band), (x, y1))
+    line((xc, yt), (x1, yt))
+    line((xc, yn), (x1, yn))
+    line((xsz, yt), (xsz, yn))
+    line((xsh, yn), (xsh, y1))
+    line((xm, y1 - rh), (xc, y1 - rh))
+
+    fields: dict[str, str] = {}
     small = 1.5
-    tol_lines = ["UNLESS OTHERWISE SPECIFIED:", "DIMENSIONS ARE IN MILLIMETERS", "SURFACE FINISH:", "TOLERANCES:",
-                 "  LINEAR:", "  ANGULAR:"]  # fmt: skip
+    tol = ["UNLESS OTHERWISE SPECIFIED:", "DIMENSIONS ARE IN MILLIMETERS", "SURFACE FINISH:", "TOLERANCES:",
+           "  LINEAR:", "  ANGULAR:"]  # fmt: skip
     if rng.random() < 0.5:  # a filled-in tolerance block: numbers that are no dimension
-        lin = str(rng.choice(["±0.1", "±0.2", "±0.05", "±0.5"]))
-        tol_lines[4] += f" {lin}"
-        tol_lines[5] += f" {rng.choice(['±0.5°', '±1°', '±0°30′'])}"
+        tol[4] += f" {rng.choice(['±0.1', '±0.2', '±0.05', '±0.5'])}"
+        tol[5] += f" {rng.choice(['±0.5°', '±1°', '±0°30′'])}"
         if rng.random() < 0.5:
-            tol_lines[2] += f" Ra {rng.choice(['0.8', '1.6', '3.2', '6.3'])}"
-    _cell_text(d, tol_lines, (x0 + 1.0, y0 + 0.8), small * 0.9, gap=0.3)
+            tol[2] += f" Ra {rng.choice(['0.8', '1.6', '3.2', '6.3'])}"
+    if _in_cell(d, tol, (x0, y0, xa, band), small * 0.9, gap=0.3):
+        fields["units"] = "mm"
     finish = "FINISH:" + (f" {rng.choice(['ANODIZE CLEAR', 'ZINC PLATED', 'BLACK OXIDE', 'NONE'])}"
                           if rng.random() < 0.4 else "")  # fmt: skip
-    _cell_text(d, [finish], (xa + 1.0, y0 + 1.0), small)
-    _cell_text(d, ["DEBURR AND", "BREAK SHARP", "EDGES"], (xb + 1.0, y0 + 1.0), small)
-    dns = "DO NOT SCALE DRAWING"
-    _cell_text(d, [dns], ((xc + xr) / 2 - measure(d.style.font, dns, small)[0] / 2, y0 + 2.0), small)
-    _cell_text(d, ["REVISION"], (xr + 1.5, y0 + 2.0), small)
-    if rng.random() < 0.5:
+    _in_cell(d, [finish], (xa, y0, xb, band), small)
+    _in_cell(d, ["DEBURR AND", "BREAK SHARP", "EDGES"], (xb, y0, xc, band), small)
+    _in_cell(d, ["DO NOT SCALE DRAWING"], (xc, y0, xr, mid), small, where="middle", centre=True)
+    label_w = measure(d.style.font, "REVISION", small)[0] + 2.5
+    if _in_cell(d, ["REVISION"], (xr, y0, x1, mid), small, where="middle") and rng.random() < 0.5:
         rev = str(rng.choice(["A", "B", "C", "01", "02"]))
-        _cell_text(d, [rev], (xr + 3.0, band - 1.2), 3.0, bottom=True)
-        fields["revision"] = rev
-    heads = [("NAME", xn), ("SIGNATURE", xs), ("DATE", xd)]
-    nexts = {xn: xs, xs: xd, xd: xm}
-    for label, x in heads:
-        _cell_text(d, [label], ((x + nexts[x]) / 2 - measure(d.style.font, label, small)[0] / 2, band + 0.8), small)
+        if _in_cell(d, [rev], (xr + label_w, y0, x1, mid), 2.5, where="middle", centre=True):
+            fields["revision"] = rev
+    for label, (a, b) in zip(["NAME", "SIGNATURE", "DATE"], [(xn, xs), (xs, xd), (xd, xm)], strict=True):
+        _in_cell(d, [label], (a, band, b, band + rh), small, where="middle", centre=True)
     date = f"{rng.integers(1, 29):02d}.{rng.integers(1, 13):02d}.2026"
     for r, label in enumerate(["DRAWN", "CHK'D", "APPV'D", "MFG", "Q.A"], start=1):
-        _cell_text(d, [label], (x0 + 0.4, band + r * rh + 0.8), small * 0.85)
+        row = (band + r * rh, band + (r + 1) * rh)
+        if not _in_cell(d, [label], (x0, row[0], xn, row[1]), small * 0.9, where="middle"):
+            continue
         if r == 1 or rng.random() < 0.3:  # who drew it, and sometimes who checked
             name = str(rng.choice(names))
-            _cell_text(d, [name], (xn + 1.0, band + r * rh + 0.8), small)
-            if rng.random() < 0.7:
-                _cell_text(d, [date], (xd + 0.5, band + r * rh + 0.8), small)
-                if r == 1:
-                    fields["date"] = date
-            if r == 1:
+            named = _in_cell(d, [name], (xn, row[0], xs, row[1]), small, where="middle")
+            dated = rng.random() < 0.7 and _in_cell(d, [date], (xd, row[0], xm, row[1]), small, where="middle")
+            if r == 1 and named:
                 fields["drawn_by"] = name
-    _cell_text(d, ["MATERIAL:"], (xm + 1.0, band + 5 * rh + 0.8), small)
-    if rng.random() < 0.7:
+            if r == 1 and dated:
+                fields["date"] = date
+    if _in_cell(d, ["MATERIAL:"], (xm, band + 5 * rh, xc, y1 - rh), small) and rng.random() < 0.7:
         material = str(rng.choice(materials))
-        _cell_text(d, [material], (xm + 4.0, y1 - rh - 1.0), 3.0, bottom=True)
-        fields["material"] = material
+        if _in_cell(d, [material], (xm, band + 5 * rh, xc, y1 - rh), 3.0, where="bottom", room=2.2):
+            fields["material"] = material
     weight = "WEIGHT:" + (f" {rng.uniform(0.02, 5):.2f} kg" if rng.random() < 0.5 else "")
-    _cell_text(d, [weight], (xm + 1.0, y1 - rh + 0.8), small)
-    big = float(rng.choice([4.5, 5.0, 6.0]))
-    _cell_text(d, ["TITLE:"], (xc + 1.0, band + 0.8), small)
-    _cell_text(d, [title], (xc + 4.0, yt - 2.0), big, bottom=True)
-    fields["title"] = title
+    _in_cell(d, [weight], (xm, y1 - rh, xc, y1), small, where="middle")
+    if _in_cell(d, ["TITLE:"], (xc, band, x1, yt), small):
+        big = float(rng.choice([4.5, 5.0, 6.0]))
+        if _in_cell(d, [title], (xc + 2.0, band, x1, yt), big, where="bottom", room=2.2):
+            fields["title"] = title
     own = f"{title.replace(' ', '_')}-{rng.integers(1, 20)}.{rng.integers(1, 40):02d}"  # SOLIDWORKS: the file name
     number = str(rng.choice([f"DF-{rng.integers(10000, 99999)}", own]))
-    _cell_text(d, ["DWG NO."], (xc + 1.0, yt + 0.8), small)
-    _cell_text(d, [number], (xc + 3.0, yn - 1.0), 4.5, bottom=True)
-    fields["drawing_number"] = number
-    _cell_text(d, [size], (xsz + 1.5, yt + 2.0), 2.5)
+    labelled = _in_cell(d, ["DWG NO."], (xc, yt, xsz, yn), small)
+    if labelled and _in_cell(d, [number], (xc + 1.5, yt, xsz, yn), 4.5, where="bottom", room=2.2):
+        fields["drawing_number"] = number
+    _in_cell(d, [size], (xsz, yt, x1, yn), 2.5, where="middle", centre=True)
     s = _scale_text(scale)
-    _cell_text(d, [f"SCALE:{s}"], (xc + 1.0, yn + 0.8), small)
-    _cell_text(d, ["SHEET 1 OF 1"], (xsh + 1.0, yn + 0.8), small)
-    fields["scale"], fields["sheet"] = s, "1 OF 1"
+    if _in_cell(d, [f"SCALE:{s}"], (xc, yn, xsh, y1), small, where="middle"):
+        fields["scale"] = s
+    if _in_cell(d, ["SHEET 1 OF 1"], (xsh, yn, x1, y1), small, where="middle"):
+        fields["sheet"] = "1 OF 1"
     d.scene.regions.append(("title_block", (x0, y0, x1, y1)))
     return (x0, y0, x1, y1), fields
 

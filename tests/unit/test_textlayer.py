@@ -104,9 +104,96 @@ def test_synthetic_cad_sheets_frames_datums_finishes_and_title_block() -> None:
 
 
 def test_a_plain_drawing_is_unchanged_by_the_cad_option() -> None:
-    """cad=True draws after everything else: the dataset's drawings (cad=False) keep their content."""
+    """cad=True draws its marks after everything else and picks its look from a stream of its own:
+    where the look keeps the drawing's lettering and the ISO title block, the CAD sheet is the plain
+    one plus its marks (the plain files are pinned in test_synth)."""
+    from dimflow.synth.cad_sheet import look_rng, pick_look
     from dimflow.synth.generate import generate
 
-    plain, cad = generate(1234, 3, degrade_share=0.0), generate(1234, 3, degrade_share=0.0, cad=True)
-    assert [t.string for t in plain.scene.texts] == [t.string for t in cad.scene.texts][: len(plain.scene.texts)]
-    assert plain.annotations is None and cad.annotations is not None
+    kept = 0
+    for i in range(8):
+        look = pick_look(look_rng(1234, i, 0))
+        plain, cad = generate(1234, i, degrade_share=0.0), generate(1234, i, degrade_share=0.0, cad=True)
+        assert plain.annotations is None and cad.annotations is not None
+        if look.font is None and not look.sw_title_block:
+            kept += 1
+            texts = [t.string for t in cad.scene.texts]
+            assert [t.string for t in plain.scene.texts] == texts[: len(plain.scene.texts)]
+    assert kept >= 1
+
+
+def _sheet_with(seed: int, want) -> tuple:
+    from dimflow.synth.cad_sheet import look_rng, pick_look
+    from dimflow.synth.generate import generate
+
+    for i in range(40):
+        look = pick_look(look_rng(seed, i, 0))
+        d = generate(seed, i, degrade_share=0.0, cad=True)
+        if want(look) and (not look.revision_table or any(t.string == "REVISIONS" for t in d.scene.texts)):
+            return d
+    raise AssertionError("no such sheet in 40")
+
+
+def _table_box(sheet: SheetReading, dpi: float) -> tuple[float, float, float, float]:
+    """Around the revision table (at most 25 mm tall: five rows of 5 mm)."""
+    heads = [b for t, b in sheet.texts if t in ("REVISIONS", "ZONE", "APPROVED")]
+    top = min(b[1] for b in heads) - 5
+    return (min(b[0] for b in heads) - 5, top, max(b[2] for b in heads) + 5, top + 26 * dpi / 25.4)
+
+
+def test_the_solidworks_template_and_a_revision_table() -> None:
+    """The SOLIDWORKS block: who drew it and when come from the sign-off row's cells, a revision
+    value beside its label in one cell is read; a revision table's zones (`C2`), dates and names are
+    text, never dimensions, even when the detector took the table for the title block."""
+    from dimflow.synth.dataset import pdf_truth
+    from dimflow.synth.pdf import scene_pdf
+
+    d = _sheet_with(5151, lambda lk: lk.sw_title_block and lk.revision_table)
+    pdf = scene_pdf(d.scene)
+    page = load_pages(pdf, "s.pdf")[0]
+    runs = page_text(pdf, 0, page.dpi)
+    plain = read_sheet(runs, page.gray)
+    assert any(t == "REVISIONS" for t, _ in plain.texts), "the sheet has no revision table"
+    table = _table_box(plain, page.dpi)
+    truth = pdf_truth(d, pdf, dpi=page.dpi).model_dump()["dimensions"]
+    for hint in (None, table):  # the detector's title-block box on the revision table instead
+        sheet = read_sheet(runs, page.gray, title_hint=hint)
+        assert sheet.title_block is not None and sheet.title_block.fields == d.title_fields
+        assert {"drawn_by", "date"} <= set(d.title_fields)
+        s = Score()
+        s.add(_as_result(sheet)["dimensions"], truth)
+        assert s.full_tp == s.n_truth == s.n_pred, [c.text for c in sheet.callouts]
+        assert not [c.text for c in sheet.callouts if table[0] <= c.box[0] and c.box[2] <= table[2]
+                    and table[1] <= c.box[1] and c.box[3] <= table[3]]  # fmt: skip
+
+
+def test_on_ocr_pages_a_callout_in_a_revision_table_is_its_text() -> None:
+    """The OCR path: a detector box read as a callout inside a revision table (found by its header
+    row, read as text) becomes text; callouts elsewhere stay callouts."""
+    from dimflow.grammar import GrammarError, parse
+    from dimflow.records import Box, Reading
+    from dimflow.stages import _outside_tables
+    from dimflow.synth.pdf import scene_pdf
+
+    d = _sheet_with(5151, lambda lk: lk.revision_table)
+    pdf = scene_pdf(d.scene)
+    page = load_pages(pdf, "s.pdf")[0]
+    runs = page_text(pdf, 0, page.dpi)
+    table = _table_box(read_sheet(runs, page.gray), page.dpi)
+
+    def cls(text: str) -> int:
+        try:
+            parse(text)
+            return 0
+        except GrammarError:
+            return 1
+
+    items = [Reading(box=Box(cls(r.text), *r.box, 0.9), raw=r.text, confidence=0.9) for r in runs if r.angle == 0]
+    out = _outside_tables(page.gray, items)
+    assert len(out) == len(items)
+    in_table = [table[0] <= r.box.x0 and r.box.x1 <= table[2] and table[1] <= r.box.y0 <= table[3]
+                for r in items]  # fmt: skip
+    flipped = [a.box.cls == 0 and b.box.cls == 1 for a, b in zip(items, out, strict=True)]
+    assert any(flipped) and all(t for t, f in zip(in_table, flipped, strict=True) if f)
+    kept = [b for a, b, t in zip(items, out, in_table, strict=True) if not t]
+    assert [r.box.cls for r in kept] == [a.box.cls for a, t in zip(items, in_table, strict=True) if not t]
