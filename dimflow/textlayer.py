@@ -252,7 +252,8 @@ def revision_tables(runs: list[TextRun], mask: np.ndarray) -> set[int]:
         left = round(x0)
         y = round(head_bottom)
         gap = 0
-        while y + 1 < mask.shape[0] and gap <= 2:  # down the table's left line
+        end = min(mask.shape[0] - 1, round(head_bottom + 20 * (head_bottom - top)))  # twenty rows at most
+        while y < end and gap <= 2:  # down the table's left line, not into a view's line that meets it
             y += 1
             gap = 0 if mask[y, max(0, left - 1) : left + 2].any() else gap + 1
         title_room = head_bottom - top  # the "REVISIONS" row above the header
