@@ -235,20 +235,29 @@ _TABLE_HEADS = {"ZONE", "REV", "REV.", "DESCRIPTION", "DATE", "APPROVED", "ECO",
 
 def revision_tables(runs: list[TextRun], mask: np.ndarray) -> set[int]:
     """Runs in a revision table: a ruled header row naming three or more of its columns (ZONE, REV,
-    DESCRIPTION, DATE, APPROVED), its title above it and every row below it down to where the
-    table's left line ends. Its zones (`C2`), dates and ECO numbers read like callouts; none is."""
+    DESCRIPTION, DATE, APPROVED; or DESCRIPTION and one more), the table's width along that row's
+    line, its title above it and every row below it down to where the table's left line ends. Its
+    zones (`C2`), dates and ECO numbers read like callouts; none is."""
     boxes = [r.box for r in runs if r.angle == 0]
     heads = [i for i, r in enumerate(runs) if r.angle == 0 and r.text.strip().upper() in _TABLE_HEADS]
     found: set[int] = set()
     mid = {j: (runs[j].box[1] + runs[j].box[3]) / 2 for j in heads}
     for i in heads:
         row = [j for j in heads if abs(mid[j] - mid[i]) < 6]
-        if min(row) != i or len(row) < 3:
-            continue  # one look per header row, and a row of three column names at least
+        names = {runs[j].text.strip().upper() for j in row}
+        # one look per header row; three column names, or DESCRIPTION and one more (OCR misses some)
+        if min(row) != i or not (len(names) >= 3 or ("DESCRIPTION" in names and len(names) >= 2)):
+            continue
         cells = [c for j in row if (c := cell_at(mask, runs[j].box, limit=400, texts=boxes)) is not None]
-        if len(cells) < 3:
+        if len(cells) < 2:
             continue
         x0, top, x1, head_bottom = _union(cells)
+        # the header row's ruled line runs the table's width: columns whose name was not read are in it too
+        row_y = round(top)
+        while x0 > 1 and mask[max(0, row_y - 1) : row_y + 2, round(x0) - 1].any():
+            x0 -= 1
+        while x1 < mask.shape[1] - 2 and mask[max(0, row_y - 1) : row_y + 2, round(x1) + 1].any():
+            x1 += 1
         left = round(x0)
         y = round(head_bottom)
         gap = 0
