@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,7 +99,7 @@ def _contains(outer: Box, inner: Box, tol: float = 2.0) -> bool:
 # ---------------------------------------------------------------- title block
 
 
-def cell_at(mask: np.ndarray, box: Box, limit: int = 600, texts: list[Box] = ()) -> Box | None:
+def cell_at(mask: np.ndarray, box: Box, limit: int = 600, texts: Sequence[Box] = ()) -> Box | None:
     """The drawn cell a label sits in: from the label outward to the first line each way (a line
     crosses the path for 8 px either side), at most `limit` px. A glyph's stem inside one of
     `texts` (the other runs on the sheet) is no line: a value beside its label in the same cell
@@ -187,8 +188,8 @@ def title_block(runs: list[TextRun], mask: np.ndarray, hint: Box | None = None) 
     cells = _largest_cluster(cells)
     labels = {i: lab for i, lab in labels.items() if i in cells}
     if cells and hint is not None:  # a detector box elsewhere (a revision table taken for one) is not this block
-        found = _union(list(cells.values()))
-        if not (hint[0] <= found[2] and found[0] <= hint[2] and hint[1] <= found[3] and found[1] <= hint[3]):
+        at = _union(list(cells.values()))
+        if not (hint[0] <= at[2] and at[0] <= hint[2] and hint[1] <= at[3] and at[1] <= hint[3]):
             hint = None
     if len(labels) < 2 and hint is None:
         return None, set()
@@ -218,9 +219,9 @@ def title_block(runs: list[TextRun], mask: np.ndarray, hint: Box | None = None) 
     if "date" not in fields and date_head is not None and drawn_row is not None:
         # a DATE column header over the sign-off rows: the drawn-by row's date
         column = (date_head[0], drawn_row[0], date_head[2], drawn_row[1])
-        found = [r.text for j, r in enumerate(runs) if j not in labels and _centre_in(r.box, column)]
-        if found:
-            fields["date"] = " ".join(found)
+        dates = [r.text for j, r in enumerate(runs) if j not in labels and _centre_in(r.box, column)]
+        if dates:
+            fields["date"] = " ".join(dates)
     everything = " ".join(runs[i].text for i in sorted(inside))
     for pattern, unit in _UNITS:
         if re.search(pattern, everything, re.I):

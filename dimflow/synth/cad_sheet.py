@@ -89,7 +89,8 @@ def _in_cell(
     return d.text(TextBlock(runs, font, (x, y), (w, h), role="title_block", string="\n".join(lines)), 0.1)
 
 
-def _scale_text(scale: Decimal) -> str:
+def scale_text(scale: Decimal) -> str:
+    """A title block's scale as drafters write it: `2:1`, `1:5`."""
     return f"{scale}:1" if scale >= 1 else f"1:{Decimal(1) / scale:g}"
 
 
@@ -192,7 +193,7 @@ def sw_title_block(
     if labelled and _in_cell(d, [number], (xc + 1.5, yt, xsz, yn), 4.5, where="bottom", room=2.2):
         fields["drawing_number"] = number
     _in_cell(d, [size], (xsz, yt, x1, yn), 2.5, where="middle", centre=True)
-    s = _scale_text(scale)
+    s = scale_text(scale)
     if _in_cell(d, [f"SCALE:{s}"], (xc, yn, xsh, y1), small, where="middle"):
         fields["scale"] = s
     if _in_cell(d, ["SHEET 1 OF 1"], (xsh, yn, x1, y1), small, where="middle"):
@@ -249,7 +250,7 @@ def view_labels(d: Drafter, rng: np.random.Generator, area: Rect, n: int) -> int
     drawing area, as CAD views are captioned: text that reads like a ratio, never a dimension."""
     placed = 0
     h = d.style.text_height
-    for i in range(n):
+    for _ in range(n):
         letter = "BCDEFG"[int(rng.integers(0, 6))]
         ratio = str(rng.choice(["1 : 2", "2 : 1", "1 : 1", "5 : 1", "1 : 5"]))
         lines = [f"SECTION {letter}-{letter}", f"SCALE {ratio}"] if rng.random() < 0.6 else \
@@ -257,13 +258,12 @@ def view_labels(d: Drafter, rng: np.random.Generator, area: Rect, n: int) -> int
         sizes = [(lines[0], h * 1.2), (lines[1], h)]
         runs, w, bh = layout_lines(d.style.font, sizes, gap=h * 0.6)
         runs = [Run(r.text, (w - measure(d.style.font, r.text, r.height)[0]) / 2, r.baseline, r.height) for r in runs]
-        for _ in range(30):
+        for _attempt in range(30):
             x = rng.uniform(area[0], max(area[0], area[2] - w))
             y = rng.uniform(area[1], max(area[1], area[3] - bh))
             if d.text(TextBlock(runs, d.style.font, (x, y), (w, bh), role="text", string="\n".join(lines)), 1.5):
                 placed += 1
                 break
-        del i
     return placed
 
 

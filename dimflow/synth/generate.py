@@ -17,6 +17,7 @@ from dimflow.synth.cad_sheet import (
     pick_look,
     restyle_lines,
     revision_table,
+    scale_text,
     scan_threshold,
     sw_title_block,
     view_labels,
@@ -120,7 +121,7 @@ def _title_block(
     for x in cols:
         for ya, yb in bands if x == cols[0] else [(y0, y1)]:
             d.line([(x, ya), (x, yb)], StrokeClass.OTHER, THIN)
-    s = f"{scale}:1" if scale >= 1 else f"1:{Decimal(1) / scale:g}"
+    s = scale_text(scale)
     number = f"DF-{rng.integers(10000, 99999)}-{rng.integers(1, 20):02d}"
     cells = {
         (0, 0): ("DRAWN", str(rng.choice(NAMES))),
@@ -197,19 +198,20 @@ def _generate(
     d = Drafter(scene, occ, style, rng, frame)
     _border(d, (W, H), frame)
     part_name = str(rng.choice(list(PARTS)))
-    tb_h = SW_BLOCK_H if look is not None and look.sw_title_block else 44.0 if sheet == "A3" else 40.0
+    sw_block = look is not None and look.sw_title_block
+    tb_h = SW_BLOCK_H if sw_block else 44.0 if sheet == "A3" else 40.0
     area = (frame[0] + 4, frame[1] + 4, frame[2] - 4, frame[3] - tb_h - 4)
     d.area = area
     scale, title = PARTS[part_name](d, rng, area)
     d.area = frame
-    if look is not None and look.sw_title_block:
+    if sw_block:
         _, title_fields = sw_title_block(d, rng, frame, title, scale, sheet[:2], NAMES, MATERIALS)
     else:
         _, title_fields = _title_block(d, rng, frame, title, scale, sheet[:2])  # the size, not the orientation
     notes = ["NOTES:"] + [
         f"{i + 1}. {n}" for i, n in enumerate(rng.choice(NOTES, size=int(rng.integers(2, 5)), replace=False))
     ]
-    if look is not None and look.sw_title_block:  # the block spans the sheet's foot: notes go above it
+    if sw_block:  # the block spans the sheet's foot: notes go above it
         _text(d, notes, (frame[0] + 4, frame[3] - tb_h - 2), 2.5, bottom=True)
     else:
         _text(d, notes, (frame[0] + 4, frame[3] - tb_h + 2), 2.5)
