@@ -380,9 +380,20 @@ def train_reader(
     orient_epochs: Annotated[
         int, typer.Option(min=0, help="Epochs for the orientation net (0: keep the one of --init).")
     ] = 8,
+    extra_train: Annotated[
+        list[str] | None,
+        typer.Option(help="More splits under --data whose crops join training (repeat; default: cad_train)."),
+    ] = None,
+    extra_val: Annotated[
+        list[str] | None, typer.Option(help="More splits epochs are chosen on (repeat; default: cad_val).")
+    ] = None,
+    plain: Annotated[
+        bool, typer.Option(help="Train and choose on train/ and val/ only (no CAD-style splits).")
+    ] = False,
     promote: Annotated[bool, typer.Option(help="Promote to champion if better on val.")] = True,
 ) -> None:
-    """Train the CRNN callout reader on callout crops (rotated and stacked ones included)."""
+    """Train the CRNN callout reader on callout crops (rotated and stacked ones included), from plain
+    and CAD-style sheets; promoted only if better on the mean of the validation splits and no worse on any."""
     from dimflow import registry
     from dimflow.read.train import ReaderParams
 
@@ -397,7 +408,12 @@ def train_reader(
         except (registry.RegistryError, registry.ChecksumError) as exc:
             raise fail(str(exc)) from None
         start = str(ref.path)
-    params = ReaderParams(epochs=epochs, max_train=max_train, lr=lr, init=start, orient_epochs=orient_epochs)
+    extras = ([], []) if plain else (extra_train or ["cad_train"], extra_val or ["cad_val"])
+    for split in extras[0] + extras[1]:
+        if not (data / split / "crops" / "index.jsonl").is_file():
+            raise fail(f"{data / split} has no crops; run `dvc repro` (or --plain: train/ and val/ only)")
+    params = ReaderParams(epochs=epochs, max_train=max_train, lr=lr, init=start, orient_epochs=orient_epochs,
+                          extra_train=extras[0], extra_val=extras[1])  # fmt: skip
     _train("reader", data, params, promote)
 
 

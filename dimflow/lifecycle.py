@@ -158,10 +158,25 @@ def _trained_elsewhere_on(params: Any) -> str | None:
     return "generated:" + ",".join(f"{k}={v}" for k, v in sorted(data.items()))
 
 
+def training_splits(data_root: Path, params: Any) -> list[Path]:
+    """The split folders a model trains on: `train`, and the extra ones its parameters name (the reader's CAD split)."""
+    return [data_root / s for s in ("train", *getattr(params, "extra_train", ()))]
+
+
+def validation_splits(data_root: Path, params: Any) -> list[Path]:
+    """The split folders a candidate is chosen and compared on: `val`, and the extra ones its parameters name."""
+    return [data_root / s for s in ("val", *getattr(params, "extra_val", ()))]
+
+
+def dataset_of(data_root: Path, params: Any) -> str:
+    """The data version a training stands on: the train split's hash, `+` each extra split's."""
+    return "+".join(registry.dataset_hash(p) for p in training_splits(data_root, params))
+
+
 def train_and_register(key: str, data_root: Path, params: Any, progress=None, promote: bool = True) -> dict:
     """Train one model, log and register it as challenger, promote it if it beats the champion."""
     kind = get_kind(key)
-    dataset = _trained_elsewhere_on(params) or registry.dataset_hash(data_root / "train")
+    dataset = _trained_elsewhere_on(params) or dataset_of(data_root, params)
     resumable = {"checkpoint": checkpoint_path(kind.name, dataset, params)} if kind.resumes else {}
     with registry.training_run(kind.name) as (run_id, log_epoch):
         model, metrics = kind.train(data_root, params, progress=progress, on_epoch=log_epoch, **resumable)
@@ -182,27 +197,53 @@ def train_and_register(key: str, data_root: Path, params: Any, progress=None, pr
         resumable["checkpoint"].unlink(missing_ok=True)
     result = {"name": kind.name, "version": reg.version, "val": metrics["val"], "promoted": False}
     if promote:
-        result |= promote_if_better(key, data_root / "val")
+        result |= promote_if_better(key, validation_splits(data_root, params))
     return result
 
 
-def promote_if_better(key: str, split: Path) -> dict:
-    """Evaluate challenger and champion on the same split; move `champion` if the challenger wins."""
+SPLIT_SLACK = 0.005  # how much worse than the champion one validation split may be when the mean is better
+
+
+def promote_if_better(key: str, splits: Path | list[Path]) -> dict:
+    """Evaluate challenger and champion on the same split(s); move `champion` if the challenger's
+    mean over the splits is higher and no split is worse by more than `SPLIT_SLACK` (a gain on
+    CAD-style sheets does not buy a loss on plain ones)."""
     kind = get_kind(key)
+    splits = [splits] if isinstance(splits, Path) else list(splits)
+    where = " + ".join(str(s) for s in splits)
     challenger_v = registry.version_by_alias(kind.name, CHALLENGER)
     if challenger_v is None:
         return {"promoted": False, "reason": "no challenger"}
     champion_v = registry.version_by_alias(kind.name, CHAMPION)
-    chall = kind.evaluate(kind.load(registry.load(kind.name, version=challenger_v).path), split)[kind.metric]
+
+    def metric(version: int) -> list[float]:
+        model = kind.load(registry.load(kind.name, version=version).path)
+        return [float(kind.evaluate(model, s)[kind.metric]) for s in splits]
+
+    chall_each = metric(challenger_v)
+    chall = sum(chall_each) / len(chall_each)
     if champion_v is None:
-        promote(kind.name, challenger_v, by="training", reason=f"first champion ({kind.metric} {chall:.4f} on {split})")
+        promote(kind.name, challenger_v, by="training", reason=f"first champion ({kind.metric} {chall:.4f} on {where})")
         return {"promoted": True, "challenger": chall, "champion": None}
-    champ = kind.evaluate(kind.load(registry.load(kind.name, version=champion_v).path), split)[kind.metric]
-    if chall > champ:
+    champ_each = metric(champion_v)
+    champ = sum(champ_each) / len(champ_each)
+    out = {"challenger": chall, "champion": champ}
+    if len(splits) > 1:
+        out |= {"challenger_each": chall_each, "champion_each": champ_each}
+    worse = worse_splits(chall_each, champ_each)
+    if chall > champ and not worse:
         promote(kind.name, challenger_v, by="training",
-                reason=f"{kind.metric} {chall:.4f} > {champ:.4f} of {kind.name}/{champion_v} on {split}")  # fmt: skip
-        return {"promoted": True, "challenger": chall, "champion": champ}
-    return {"promoted": False, "challenger": chall, "champion": champ}
+                reason=f"{kind.metric} {chall:.4f} > {champ:.4f} of {kind.name}/{champion_v} on {where}")  # fmt: skip
+        return {"promoted": True, **out}
+    if worse:
+        named = ", ".join(str(splits[i]) for i in worse)
+        out["reason"] = f"{kind.metric} worse than {kind.name}/{champion_v} by over {SPLIT_SLACK} on {named}"
+    return {"promoted": False, **out}
+
+
+def worse_splits(challenger: list[float], champion: list[float], slack: float = SPLIT_SLACK) -> list[int]:
+    """The splits (indices) where the challenger falls more than `slack` below the champion."""
+    return [i for i, (a, b) in enumerate(zip(challenger, champion, strict=True)) if a < b - slack]
 
 
 # ------------------------------------------------------------------ champion moves (by hand or by a flow)
@@ -360,6 +401,7 @@ def export_baseline(key: str, test_split: Path, command: str, baseline: Path | N
     reg = registry.load(kind.name, CHAMPION)
     train_metrics = json.loads((reg.path / "metrics.json").read_text())
     test = kind.evaluate(kind.load(reg.path), test_split)
+    splits = ["train", *(train_metrics.get("params", {}).get("extra_train") or [])]
     dest = baseline / key
     if dest.exists():
         shutil.rmtree(dest)
@@ -372,7 +414,7 @@ def export_baseline(key: str, test_split: Path, command: str, baseline: Path | N
         "registered_as": reg.ref,
         "command": command,
         "params": train_metrics.get("params", {}),
-        "dataset": registry.dataset_hash(test_split.parent / "train"),
+        "dataset": "+".join(registry.dataset_hash(test_split.parent / s) for s in splits),
         "test_split": str(test_split),
         "test_split_hash": registry.dataset_hash(test_split),
         "history": train_metrics.get("history", []),
@@ -381,7 +423,8 @@ def export_baseline(key: str, test_split: Path, command: str, baseline: Path | N
     }
     (dest / "metrics.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
     (dest / "checksums.json").write_text(json.dumps(registry.checksums(dest), indent=1, sort_keys=True) + "\n")
-    data_line = f"`{card['dataset']}` (DVC hash of data/synth/train, params.yaml)"
+    names = ", ".join(f"data/synth/{s}" for s in splits)
+    data_line = f"`{card['dataset']}` (DVC hash of {names}, params.yaml)"
     if gen := train_metrics.get("train_data"):  # trained on drawings generated where it ran (GPU script)
         card["train_data"] = gen
         data_line = (

@@ -24,9 +24,10 @@ def retrain(
     """Retrain each model whose training data or code changed since its champion was trained (all
     with `force`), score candidate and champion on the gate split and the labelled real sheets,
     and promote only a candidate better by `margin` and no worse on the real sheets."""
-    current = data_version(data)
     outcomes: list[dict[str, Any]] = []
+    versions: dict[str, dict[str, str]] = {}
     for key in models or ["segmenter", "reader", "detector"]:
+        current = versions[key] = data_version(data, key, (params or {}).get(key, {}))
         trained_on = champion_trained_on(key)
         if not force and trained_on == current:
             outcomes.append({"model": key, "decision": "skipped", "reason": "same data and code as its champion"})
@@ -39,7 +40,7 @@ def retrain(
     for o in outcomes:
         lines.append(f"| {o['model']} | {o['decision']} | {o['reason']} | {o.get('candidate', '')} "
                      f"| {o.get('champion', '')} |")  # fmt: skip
-    lines.append(f"\ntrained on data {current['dataset']} at commit {current['commit']}")
+    lines += [f"\n{key} data {v['dataset']} at commit {v['commit']}" for key, v in versions.items()]
     create_markdown_artifact(markdown="\n".join(lines) + "\n", description="retrain decisions")
     for o in outcomes:
         print(f"{o['model']}: {o['decision']} ({o['reason']})")

@@ -26,7 +26,7 @@ def train_model(
     """Train `model` (detector, reader, segmenter) on `data`/train, picking epochs on `data`/val, with
     `params` (epochs, max_train, ...: the model's training parameters); register it as challenger
     and score it on the gate. With `promote`, the gate decides as in `retrain`."""
-    current = data_version(data)
+    current = data_version(data, model, params or {})
     candidate = train_candidate(model, data, params or {}, fine_tune, from_version)
     scores = gate_scores(model, candidate["version"], gate, real)
     out: dict[str, Any] = {"model": f"{candidate['name']}/{candidate['version']}", "gate": scores, **current,

@@ -49,9 +49,11 @@ def _gpu_slot():
 
 
 @lifecycle_task
-def data_version(data: str) -> dict[str, str]:
-    """What a candidate would be trained on: the training split's DVC-style hash and the code's commit."""
-    return {"dataset": registry.dataset_hash(Path(data) / "train"), "commit": registry.git_commit()}
+def data_version(data: str, key: str | None = None, params: dict[str, Any] | None = None) -> dict[str, str]:
+    """What a candidate would be trained on: the DVC-style hash of its training splits (`train`,
+    and the extra ones `params` name for `key`) and the code's commit."""
+    splits = lifecycle.params_for(key, params or {}) if key else None
+    return {"dataset": lifecycle.dataset_of(Path(data), splits), "commit": registry.git_commit()}
 
 
 @lifecycle_task

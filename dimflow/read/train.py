@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -35,6 +35,10 @@ class ReaderParams:
     augment: bool = True
     orient_epochs: int = 8
     init: str | None = None  # folder of a reader to fine-tune from (e.g. the champion's)
+    # more splits under the data root whose crops join train / val: CAD-style sheets (`cad_train`,
+    # `cad_val`), so the reader learns their lettering and inks and is chosen on both looks
+    extra_train: list[str] = field(default_factory=list)
+    extra_val: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -56,6 +60,26 @@ def load_crops(split: Path, limit: int | None = None) -> list[Sample]:
         gray = np.rot90(raw, k=-1).copy() if r["rotation"] == 90 else raw
         out.append(Sample(unstack(gray), r["text"], raw, gray))
     return out
+
+
+def training_crops(data_root: Path, params: ReaderParams) -> list[Sample]:
+    """The crops a reader trains on: `train`'s, then each extra split's (`max_train` at most from
+    each). A named split that is missing is an error, not a smaller training set."""
+    return _crops_of(data_root, ["train", *params.extra_train], params.max_train)
+
+
+def validation_crops(data_root: Path, params: ReaderParams) -> list[Sample]:
+    """The crops epochs are chosen on: `val`'s, then each extra validation split's (`max_val` from each)."""
+    return _crops_of(data_root, ["val", *params.extra_val], params.max_val)
+
+
+def _crops_of(data_root: Path, splits: list[str], limit: int | None) -> list[Sample]:
+    for split in splits:
+        if not (data_root / split / "crops" / "index.jsonl").is_file():
+            raise FileNotFoundError(
+                f"{data_root / split} has no crops/index.jsonl; `dvc repro` makes the splits params.yaml names"
+            )
+    return [c for split in splits for c in load_crops(data_root / split, limit)]
 
 
 def augment(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -126,8 +150,8 @@ def train(
     torch.manual_seed(params.seed)
     rng = np.random.default_rng(params.seed)
     device = pick_device()
-    train_s = load_crops(data_root / "train", params.max_train)
-    val_s = load_crops(data_root / "val", params.max_val)
+    train_s = training_crops(data_root, params)
+    val_s = validation_crops(data_root, params)
     if params.init:
         model = CRNN.load(Path(params.init), device)
         cfg = model.cfg
@@ -209,4 +233,4 @@ def train(
     return model.cpu().eval(), metrics
 
 
-__all__ = ["ReaderParams", "evaluate", "load_crops", "train"]
+__all__ = ["ReaderParams", "evaluate", "load_crops", "train", "training_crops", "validation_crops"]

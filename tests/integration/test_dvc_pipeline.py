@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.e2e]
 TINY_TRAIN = {
     "segmenter": {"epochs": 1, "max_train": 3, "max_val": 2, "workers": 1},
-    "reader": {"epochs": 1, "max_train": 24, "max_val": 8, "orient_epochs": 1},
+    "reader": {"epochs": 1, "max_train": 24, "max_val": 8, "orient_epochs": 1, "extra_train": ["cad_train"],
+               "extra_val": ["cad_val"]},
     "detector": {"epochs": 1, "imgsz": 320, "batch": 2, "max_train": 3, "max_val": 2, "workers": 0},
 }
 
@@ -85,7 +86,7 @@ def _origin(tmp_path: Path, env: dict[str, str], s3: str) -> Path:
     shutil.copytree(ROOT / "dimflow", repo / "dimflow", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "samples" / "real", repo / "samples" / "real")
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    for split, n in {"train": 3, "val": 2, "test": 1, "gate": 2}.items():
+    for split, n in {"train": 3, "val": 2, "test": 1, "gate": 2, "cad_train": 1}.items():
         params["splits"][split]["n"] = n
     for split in params["cad_splits"].values():
         split["n"] = 1

@@ -59,6 +59,30 @@ def test_train_register_load_by_alias(key: str, params, data_root: Path, store: 
     assert decision["promoted"] == (decision["challenger"] > decision["champion"])
 
 
+def test_reader_trains_on_extra_splits_and_is_compared_on_each(data_root: Path, store: Path, tmp_path: Path) -> None:
+    """The CAD-style splits join the reader's training and validation, stand in its data version, and
+    the champion is compared on every validation split."""
+    from dimflow.synth.dataset import write_dataset
+
+    for name, seed in (("cad_train", 21), ("cad_val", 22)):
+        if not (data_root / name).is_dir():
+            write_dataset(data_root / name, n=1, seed=seed, cad=True)
+    params = ReaderParams(epochs=1, max_train=8, max_val=4, batch_size=8, extra_train=["cad_train"],
+                          extra_val=["cad_val"])  # fmt: skip
+    result = train_and_register("reader", data_root, params)
+    n_cad = min(8, sum('"dimension"' in line for line in (data_root / "cad_train/crops/index.jsonl").open()))
+    assert n_cad > 0 and result["val"]["n_crops"] == 4 + min(4, n_cad)
+    (facts,) = registry.version_facts("callout-reader", only=result["version"])
+    assert facts["dataset"] == "+".join(registry.dataset_hash(data_root / s) for s in ("train", "cad_train"))
+
+    train_and_register("reader", data_root, params, promote=False)
+    decision = promote_if_better("reader", [data_root / "val", data_root / "cad_val"])
+    assert len(decision["challenger_each"]) == len(decision["champion_each"]) == 2
+
+    with pytest.raises(FileNotFoundError, match="no_such_split has no crops"):
+        train_and_register("reader", data_root, ReaderParams(epochs=1, max_train=8, extra_train=["no_such_split"]))
+
+
 def test_tampered_weights_are_refused(data_root: Path, store: Path) -> None:
     train_and_register("segmenter", data_root, SegmenterParams(epochs=1, max_train=2, max_val=1, workers=1))
     loaded = registry.load("drawing-segmenter", registry.CHAMPION)

@@ -67,6 +67,15 @@ def test_labels_import_and_models_fit_refuse_with_reasons(tmp_path: Path) -> Non
     assert unknown.exit_code == 2 and "unknown model" in unknown.output
 
 
+def test_the_reader_asks_for_its_cad_splits_or_plain(tmp_path: Path) -> None:
+    """`dimflow train reader` trains on both looks: a missing CAD split is named, with the way out."""
+    (tmp_path / "data").mkdir()
+    out = runner.invoke(app, ["train", "reader", "--data", str(tmp_path / "data")])
+    assert out.exit_code == 2 and "cad_train has no crops" in out.output and "--plain" in out.output
+    plain = runner.invoke(app, ["train", "reader", "--data", str(tmp_path / "data"), "--plain"])
+    assert plain.exit_code == 2 and "train has no images/" in plain.output
+
+
 def test_a_detector_trained_elsewhere_needs_only_the_validation_split(tmp_path: Path) -> None:
     """`--run-dir` brings the weights: no train/ split is asked for, the val/ split it is scored on is."""
     run = tmp_path / "detector-run"

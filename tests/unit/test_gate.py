@@ -44,3 +44,15 @@ def test_training_parameters_by_name_and_an_unknown_one_refused() -> None:
     assert (p.epochs, p.lr, p.hidden) == (2, 0.01, 96)
     with pytest.raises(ValueError, match=r"unknown training parameter.*epoch"):
         params_for("reader", {"epoch": 2})
+
+
+def test_a_reader_is_compared_split_by_split() -> None:
+    """A gain on CAD-style sheets does not buy a loss on plain ones: the splits worse than slack are named."""
+    from dimflow.lifecycle import SPLIT_SLACK, params_for, worse_splits
+
+    assert worse_splits([0.99, 0.98], [0.99, 0.96]) == []
+    assert worse_splits([0.97, 0.99], [0.99, 0.96]) == [0]  # better on the mean, worse on plain val
+    assert worse_splits([0.99 - SPLIT_SLACK / 2], [0.99]) == []  # within noise
+    p = params_for("reader", {"extra_train": ["cad_train"], "extra_val": ["cad_val"]})
+    assert (p.extra_train, p.extra_val) == (["cad_train"], ["cad_val"])
+    assert params_for("reader", {}).extra_train == []  # plain unless asked
