@@ -48,13 +48,25 @@ def upright(gray: np.ndarray) -> list[np.ndarray]:
     return [gray]
 
 
-def _components(gray: np.ndarray) -> list[np.ndarray]:
-    ink = (gray < INK).astype(np.uint8)
+def ink_level(gray: np.ndarray) -> int:
+    """Darker than this is ink in this crop: `INK`, raised for a light ink (a colour export printed
+    gray, luma up to ~150) to halfway between the ink and the paper, so a stack drawn in it is
+    still found. Black ink on white keeps `INK`; a crop without contrast keeps it too."""
+    if gray.size == 0:
+        return INK
+    dark, paper = (float(v) for v in np.percentile(gray, (1, 60)))
+    if paper - dark < 60:
+        return INK
+    return int(max(INK, (dark + paper) / 2))
+
+
+def _components(gray: np.ndarray, level: int | None = None) -> list[np.ndarray]:
+    ink = (gray < (ink_level(gray) if level is None else level)).astype(np.uint8)
     n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     return [stats[i] for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 3]
 
 
-def find_stack(gray: np.ndarray) -> tuple[int, int] | None:
+def find_stack(gray: np.ndarray, level: int | None = None) -> tuple[int, int] | None:
     """Where a crop ends in two stacked lines (deviations or limits): (first column, split row).
 
     Scans candidate start columns left to right; the region right of a start is stacked when
@@ -62,7 +74,7 @@ def find_stack(gray: np.ndarray) -> tuple[int, int] | None:
     crop's ink height. Tall narrow components (the brackets SOLIDWORKS draws around a stack)
     belong to neither line.
     """
-    comps = _components(gray)
+    comps = _components(gray, level)
     if len(comps) < 2:
         return None
     top = min(int(c[1]) for c in comps)
@@ -98,8 +110,8 @@ def _span(comps: list[np.ndarray]) -> int:
     return max(int(c[1] + c[3]) for c in comps) - min(int(c[1]) for c in comps)
 
 
-def _trim(gray: np.ndarray) -> np.ndarray:
-    ys, xs = np.nonzero(gray < INK)
+def _trim(gray: np.ndarray, level: int) -> np.ndarray:
+    ys, xs = np.nonzero(gray < level)
     if not len(ys):
         return gray[:1, :1]
     return gray[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
@@ -111,19 +123,20 @@ def unstack(gray: np.ndarray) -> np.ndarray:
     The reader then sees one line of text, and the slash it is trained to read stands where
     the two lines met; crops without a stack come back unchanged.
     """
-    found = find_stack(gray)
+    level = ink_level(gray)
+    found = find_stack(gray, level)
     if found is None:
         return gray
     xs, split = found
     clean = gray.copy()
-    height = _span(_components(gray))
-    ink = (gray < INK).astype(np.uint8)
+    height = _span(_components(gray, level))
+    ink = (gray < level).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     for i in range(1, n):
         if _tall_bracket(stats[i], height):
             clean[labels == i] = 255
-    pieces = [_trim(clean[:, :xs])] if (clean[:, :xs] < INK).any() else []
-    upper, lower = _trim(clean[:split, xs:]), _trim(clean[split:, xs:])
+    pieces = [_trim(clean[:, :xs], level)] if (clean[:, :xs] < level).any() else []
+    upper, lower = _trim(clean[:split, xs:], level), _trim(clean[split:, xs:], level)
     h = max(p.shape[0] for p in [*pieces, upper, lower])
     gap = max(2, h // 4)
     slash = np.full((h, max(3, h // 2)), 255, np.uint8)
