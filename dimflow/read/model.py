@@ -70,40 +70,77 @@ def find_stack(gray: np.ndarray, level: int | None = None) -> tuple[int, int] | 
     """Where a crop ends in two stacked lines (deviations or limits): (first column, split row).
 
     Scans candidate start columns left to right; the region right of a start is stacked when
-    an empty row in its middle 60% separates it into two lines, each at least 28% of the
-    crop's ink height. Tall narrow components (the brackets SOLIDWORKS draws around a stack)
-    belong to neither line.
+    an empty row in its middle 60% separates its glyphs into two lines, each at least 28% of
+    the crop's ink height. Small marks (signs, points, a comma's tail reaching the next line)
+    go with the line their top is in. Tall narrow components (the brackets SOLIDWORKS draws
+    around a stack) and long flat ones (an underline) belong to neither line.
     """
     comps = _components(gray, level)
     if len(comps) < 2:
         return None
-    top = min(int(c[1]) for c in comps)
-    height = max(int(c[1] + c[3]) for c in comps) - top
-    body = sorted((c for c in comps if not _tall_bracket(c, height)), key=lambda c: int(c[0]))
+    height, body = _text_body(comps)
+    top = min(int(c[1]) for c in body) if body else 0
     lo_band, hi_band = int(0.2 * height), int(0.8 * height)
     for xs in sorted({int(c[0]) for c in body}):
         region = [c for c in body if c[0] >= xs]
         if len(region) < 2:
             break
+        glyphs = [c for c in region if c[3] >= 0.25 * height]
         rows = np.zeros(height + 1, int)
-        for c in region:
+        for c in glyphs:
             rows[c[1] - top : c[1] + c[3] - top] += 1
         empty = np.nonzero(rows[lo_band : hi_band + 1] == 0)[0]
         if not len(empty):
             continue
         split = top + lo_band + int(empty[len(empty) // 2])
-        upper = [c for c in region if c[1] + c[3] <= split]
+        upper = [c for c in region if c[1] < split]
         lower = [c for c in region if c[1] >= split]
-        if not upper or not lower or len(upper) + len(lower) != len(region):
+        big_upper, big_lower = ([c for c in line if c[3] >= 0.25 * height] for line in (upper, lower))
+        if not big_upper or not big_lower or min(_span(big_upper), _span(big_lower)) < 0.28 * height:
             continue
-        if min(_span(upper), _span(lower)) < 0.28 * height:
+        if _main_text_in_a_line(upper, lower):
             continue
         return xs, split
     return None
 
 
+def _text_body(comps: list[np.ndarray]) -> tuple[int, list[np.ndarray]]:
+    """The crop's text: its ink height and its components other than brackets and rules."""
+    top = min(int(c[1]) for c in comps)
+    height = max(int(c[1] + c[3]) for c in comps) - top
+    kept = [c for c in comps if not _rule(c, height)] or comps
+    top = min(int(c[1]) for c in kept)
+    height = max(int(c[1] + c[3]) for c in kept) - top
+    body = [c for c in kept if not _tall_bracket(c, height)]
+    return height, sorted(body, key=lambda c: int(c[0]))
+
+
+def _main_text_in_a_line(upper: list[np.ndarray], lower: list[np.ndarray]) -> bool:
+    """Whether one of the two lines begins with the callout's main text: SOLIDWORKS aligns the
+    nominal with the lower deviation (`7.50` beside `+0.10` over `-0.20`), so from its column the
+    crop looks stacked. Told by that line starting 3/4 of a glyph height before the other, with a
+    word gap in it before the other's start; flat strokes (an underline) are not text."""
+    line_h = max(int(c[3]) for c in (*upper, *lower))  # the tallest glyph: a line's span grows with a nominal in it
+    first, other = (upper, lower) if min(c[0] for c in upper) <= min(c[0] for c in lower) else (lower, upper)
+    start = min(int(c[0]) for c in other)
+    if start - min(int(c[0]) for c in first) <= 0.75 * line_h:
+        return False
+    glyphs = sorted((c for c in first if c[3] >= 0.25 * line_h or c[2] < 0.6 * line_h), key=lambda c: int(c[0]))
+    before = [c for c in glyphs if c[0] < start]  # the first line's glyphs up to the other's start
+    if not before:
+        return False
+    ends = np.maximum.accumulate([int(c[0] + c[2]) for c in before])
+    nexts = [int(c[0]) for c in before[1:]] + [min([int(c[0]) for c in glyphs if c[0] >= start] or [start])]
+    return max(b - a for a, b in zip(ends, nexts, strict=True)) >= 0.4 * line_h  # a word gap: main text, then the stack
+
+
 def _tall_bracket(c: np.ndarray, height: int) -> bool:
     return c[3] >= 0.8 * height and c[2] < 0.35 * c[3]
+
+
+def _rule(c: np.ndarray, height: int) -> bool:
+    """A long flat stroke (the dimension line under a callout), not a glyph: a minus sign is short."""
+    return c[3] <= max(2, 0.15 * height) and c[2] >= 2 * height
 
 
 def _span(comps: list[np.ndarray]) -> int:
@@ -121,22 +158,30 @@ def unstack(gray: np.ndarray) -> np.ndarray:
     """Lay a stacked tolerance or limit pair out on one line as `main upper / lower`.
 
     The reader then sees one line of text, and the slash it is trained to read stands where
-    the two lines met; crops without a stack come back unchanged.
+    the two lines met; crops without a stack come back unchanged. Each ink component goes whole
+    to the main text (left of the stack's first column), the upper or the lower line, with the
+    pixels around it, so a glyph reaching past the column is not cut in two.
     """
     level = ink_level(gray)
     found = find_stack(gray, level)
     if found is None:
         return gray
     xs, split = found
-    clean = gray.copy()
-    height = _span(_components(gray, level))
-    ink = (gray < level).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    height, _ = _text_body(_components(gray, level))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((gray < level).astype(np.uint8), connectivity=8)
+    groups: dict[str, list[int]] = {"main": [], "upper": [], "lower": []}
     for i in range(1, n):
-        if _tall_bracket(stats[i], height):
-            clean[labels == i] = 255
-    pieces = [_trim(clean[:, :xs], level)] if (clean[:, :xs] < level).any() else []
-    upper, lower = _trim(clean[:split, xs:], level), _trim(clean[split:, xs:], level)
+        x, y = int(stats[i, 0]), int(stats[i, 1])
+        if _tall_bracket(stats[i], height) or _rule(stats[i], height):
+            continue
+        groups["main" if x < xs else "upper" if y < split else "lower"].append(i)
+
+    def part(ids: list[int]) -> np.ndarray:
+        mask = cv2.dilate(np.isin(labels, ids).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        return _trim(np.where(mask, gray, 255).astype(np.uint8), level)
+
+    pieces = [part(groups["main"])] if groups["main"] else []
+    upper, lower = part(groups["upper"]), part(groups["lower"])
     h = max(p.shape[0] for p in [*pieces, upper, lower])
     gap = max(2, h // 4)
     slash = np.full((h, max(3, h // 2)), 255, np.uint8)
