@@ -55,10 +55,10 @@ def test_reader_reads_unseen_callouts(unseen: Path) -> None:
 
 def test_reader_reads_unseen_cad_style_callouts(tmp_path: Path) -> None:
     """Century Gothic lettering, colour inks printed gray, 1-bit scans: the CAD export look, on a seed no split uses."""
-    write_dataset(tmp_path, n=3, seed=4343, cad=True)
+    write_dataset(tmp_path, n=6, seed=4343, cad=True)
     kind = get_kind("reader")
     metrics = kind.evaluate(kind.load(_shipped("reader")), tmp_path)
-    assert metrics["exact_match"] >= 0.9, metrics
+    assert metrics["n_crops"] >= 40 and metrics["exact_match"] >= 0.95, metrics  # 0.957 (0.936 at a fixed ink level)
 
 
 def test_reader_is_invariant_to_a_quarter_turn(unseen: Path) -> None:
