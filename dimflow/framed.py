@@ -46,6 +46,12 @@ def sort_framed(
             f = enclosing_frame(mask, (cx - 0.15 * h, cy - 0.25 * h, cx + 0.15 * h, cy + 0.25 * h), reach=2.5)
             if f is not None and (f.box[2] - f.box[0] < 0.7 * w or f.box[3] - f.box[1] < 0.8 * h):
                 f = None  # the strokes of a glyph in the box, not a frame around it
+        elif f is None and 0.7 * h <= w <= 1.4 * h:  # a box around a datum's square, its walls inside it
+            mx, my = 0.12 * w, 0.12 * h  # clear of the walls, still outside the letter
+            f = enclosing_frame(mask, (b.x0 + mx, b.y0 + my, b.x1 - mx, b.y1 - my), reach=0.5)
+            fw, fh = (f.box[2] - f.box[0], f.box[3] - f.box[1]) if f is not None else (0, 0)
+            if not (0.7 * w <= fw <= 1.3 * w and 0.7 * h <= fh <= 1.3 * h):
+                f = None  # not this box's square: a glyph's strokes or a larger outline
         if f is None:
             continue
         fw, fh = f.box[2] - f.box[0], f.box[3] - f.box[1]
