@@ -52,8 +52,8 @@ def _gpu_slot():
 def data_version(data: str, key: str | None = None, params: dict[str, Any] | None = None) -> dict[str, str]:
     """What a candidate would be trained on: the DVC-style hash of its training splits (`train`,
     and the extra ones `params` name for `key`) and the code's commit."""
-    splits = lifecycle.params_for(key, params or {}) if key else None
-    return {"dataset": lifecycle.dataset_of(Path(data), splits), "commit": registry.git_commit()}
+    training = lifecycle.params_for(key, params or {}) if key else None
+    return {"dataset": lifecycle.dataset_of(Path(data), training), "commit": registry.git_commit()}
 
 
 @lifecycle_task
