@@ -18,7 +18,6 @@ from pathlib import Path
 from dimflow.settings import configure_environment
 
 configure_environment()
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -31,7 +30,6 @@ def main() -> None:
     args = ap.parse_args()
 
     from dimflow import champions, gate
-    from dimflow.lifecycle import get_kind
     from dimflow.read import train as rd
     from dimflow.settings import get_settings
 
@@ -41,14 +39,12 @@ def main() -> None:
         if role not in folders or not folder:
             raise SystemExit(f"--override wants role=folder with role one of {', '.join(folders)}: {item!r}")
         folders[role] = Path(folder)
-    loaded = {role: champions.on_device(get_kind(role).load(f)) for role, f in folders.items()}
-    models = champions.ModelSet(**loaded, text_engine=champions.TextEngine(),
-                                refs={role: str(f) for role, f in folders.items()})  # fmt: skip
+    models = champions.models_at(folders)
     print("models:", {role: str(f) for role, f in folders.items()}, flush=True)
     print("| what | split | figure | n |\n|---|---|---|---|")
     for split in filter(None, args.crops.split(",")):
         if (Path(split) / "crops").is_dir():
-            r = rd.evaluate(loaded["reader"], rd.load_crops(Path(split)))
+            r = rd.evaluate(models.reader, rd.load_crops(Path(split)))
             print(f"| reader exact (stacked) | {split} | {r['exact_match']:.4f} ({r['exact_match_stacked']:.3f}) | "
                   f"{r['n_crops']} |", flush=True)  # fmt: skip
     for split in filter(None, args.splits.split(",")):

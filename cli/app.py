@@ -395,7 +395,7 @@ def train_reader(
     """Train the CRNN callout reader on callout crops (rotated and stacked ones included), from plain
     and CAD-style sheets; promoted only if better on the mean of the validation splits and no worse on any."""
     from dimflow import registry
-    from dimflow.read.train import ReaderParams
+    from dimflow.read.train import ReaderParams, missing_crops
 
     start = None
     if init:
@@ -409,9 +409,8 @@ def train_reader(
             raise fail(str(exc)) from None
         start = str(ref.path)
     extras = ([], []) if plain else (extra_train or ["cad_train"], extra_val or ["cad_val"])
-    for split in extras[0] + extras[1]:
-        if not (data / split / "crops" / "index.jsonl").is_file():
-            raise fail(f"{data / split} has no crops; run `dvc repro` (or --plain: train/ and val/ only)")
+    if missing := missing_crops(data, extras[0] + extras[1]):
+        raise fail(f"{missing[0]} has no crops; run `dvc repro` (or --plain: train/ and val/ only)")
     params = ReaderParams(epochs=epochs, max_train=max_train, lr=lr, init=start, orient_epochs=orient_epochs,
                           extra_train=extras[0], extra_val=extras[1])  # fmt: skip
     _train("reader", data, params, promote)

@@ -331,6 +331,15 @@ def challenger_models() -> ModelSet | None:
         return _CHALLENGERS["set"]
 
 
+def models_at(folders: dict[str, Path]) -> ModelSet:
+    """A model set from one folder per role (a trained folder, a registry download, the baseline),
+    each on this process's device, its folder as its ref: for scoring candidates, not for serving."""
+    from dimflow.lifecycle import get_kind
+
+    loaded = {role: on_device(get_kind(role).load(folder)) for role, folder in folders.items()}
+    return ModelSet(**loaded, text_engine=TextEngine(), refs={role: str(folder) for role, folder in folders.items()})
+
+
 def models_from(folder: Path, device: str = "cpu") -> ModelSet:
     """A model set straight from a folder of model folders (the shipped models/baseline), without
     the registry: for GPU checks and behaviour tests, not for serving."""

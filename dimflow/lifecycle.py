@@ -111,12 +111,10 @@ def score(trained: Path, gate_split: Path, real: Path | None) -> dict[str, dict[
 
     folders = {role: trained / role if (trained / role).is_dir() else get_settings().baseline_dir / role
                for role in champions.ROLES}  # fmt: skip
-    loaded = {role: champions.on_device(get_kind(role).load(folder)) for role, folder in folders.items()}
-    models = champions.ModelSet(**loaded, text_engine=champions.TextEngine(),
-                                refs={role: str(folder) for role, folder in folders.items()})  # fmt: skip
+    models = champions.models_at(folders)
     out: dict[str, dict[str, float]] = {}
     for role in champions.ROLES:
-        figures = _flat(get_kind(role).evaluate(loaded[role], gate_split))
+        figures = _flat(get_kind(role).evaluate(getattr(models, role), gate_split))
         out[role] = {"gate_metric": gate.model_metric(role, figures), **figures}
     names = ("gate_value_f1", "real_value_f1", "real_ocr_value_f1")
     out["pipeline"] = {n: v for n, v in zip(names, gate.pipeline_scores(models, gate_split, real), strict=True)
@@ -159,8 +157,10 @@ def _trained_elsewhere_on(params: Any) -> str | None:
 
 
 def training_splits(data_root: Path, params: Any) -> list[Path]:
-    """The split folders a model trains on: `train`, and the extra ones its parameters name (the reader's CAD split)."""
-    return [data_root / s for s in ("train", *getattr(params, "extra_train", ()))]
+    """The split folders a model trains on: `train`, and the extra ones its parameters name (the reader's
+    CAD split); `params` is the parameters object or, from a model card, their dict."""
+    extra = params.get("extra_train") if isinstance(params, dict) else getattr(params, "extra_train", None)
+    return [data_root / s for s in ("train", *(extra or ()))]
 
 
 def validation_splits(data_root: Path, params: Any) -> list[Path]:
@@ -401,7 +401,7 @@ def export_baseline(key: str, test_split: Path, command: str, baseline: Path | N
     reg = registry.load(kind.name, CHAMPION)
     train_metrics = json.loads((reg.path / "metrics.json").read_text())
     test = kind.evaluate(kind.load(reg.path), test_split)
-    splits = ["train", *(train_metrics.get("params", {}).get("extra_train") or [])]
+    splits = training_splits(test_split.parent, train_metrics.get("params", {}))
     dest = baseline / key
     if dest.exists():
         shutil.rmtree(dest)
@@ -414,7 +414,7 @@ def export_baseline(key: str, test_split: Path, command: str, baseline: Path | N
         "registered_as": reg.ref,
         "command": command,
         "params": train_metrics.get("params", {}),
-        "dataset": "+".join(registry.dataset_hash(test_split.parent / s) for s in splits),
+        "dataset": dataset_of(test_split.parent, train_metrics.get("params", {})),
         "test_split": str(test_split),
         "test_split_hash": registry.dataset_hash(test_split),
         "history": train_metrics.get("history", []),
@@ -423,7 +423,7 @@ def export_baseline(key: str, test_split: Path, command: str, baseline: Path | N
     }
     (dest / "metrics.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
     (dest / "checksums.json").write_text(json.dumps(registry.checksums(dest), indent=1, sort_keys=True) + "\n")
-    names = ", ".join(f"data/synth/{s}" for s in splits)
+    names = ", ".join(f"data/synth/{s.name}" for s in splits)
     data_line = f"`{card['dataset']}` (DVC hash of {names}, params.yaml)"
     if gen := train_metrics.get("train_data"):  # trained on drawings generated where it ran (GPU script)
         card["train_data"] = gen

@@ -75,7 +75,10 @@ def find_stack(gray: np.ndarray, level: int | None = None) -> tuple[int, int] | 
     go with the line their top is in. Tall narrow components (the brackets SOLIDWORKS draws
     around a stack) and long flat ones (an underline) belong to neither line.
     """
-    comps = _components(gray, level)
+    return _stack_in(_components(gray, level))
+
+
+def _stack_in(comps: list[np.ndarray]) -> tuple[int, int] | None:
     if len(comps) < 2:
         return None
     height, body = _text_body(comps)
@@ -95,7 +98,7 @@ def find_stack(gray: np.ndarray, level: int | None = None) -> tuple[int, int] | 
         split = top + lo_band + int(empty[len(empty) // 2])
         upper = [c for c in region if c[1] < split]
         lower = [c for c in region if c[1] >= split]
-        big_upper, big_lower = ([c for c in line if c[3] >= 0.25 * height] for line in (upper, lower))
+        big_upper, big_lower = [c for c in glyphs if c[1] < split], [c for c in glyphs if c[1] >= split]
         if not big_upper or not big_lower or min(_span(big_upper), _span(big_lower)) < 0.28 * height:
             continue
         if _main_text_in_a_line(upper, lower):
@@ -163,12 +166,13 @@ def unstack(gray: np.ndarray) -> np.ndarray:
     pixels around it, so a glyph reaching past the column is not cut in two.
     """
     level = ink_level(gray)
-    found = find_stack(gray, level)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((gray < level).astype(np.uint8), connectivity=8)
+    comps = [stats[i] for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 3]  # as `_components` keeps them
+    found = _stack_in(comps)
     if found is None:
         return gray
     xs, split = found
-    height, _ = _text_body(_components(gray, level))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats((gray < level).astype(np.uint8), connectivity=8)
+    height, _ = _text_body(comps)
     groups: dict[str, list[int]] = {"main": [], "upper": [], "lower": []}
     for i in range(1, n):
         x, y = int(stats[i, 0]), int(stats[i, 1])

@@ -73,12 +73,16 @@ def validation_crops(data_root: Path, params: ReaderParams) -> list[Sample]:
     return _crops_of(data_root, ["val", *params.extra_val], params.max_val)
 
 
+def missing_crops(data_root: Path, splits: list[str]) -> list[Path]:
+    """The named splits under `data_root` that hold no crops index."""
+    return [data_root / s for s in splits if not (data_root / s / "crops" / "index.jsonl").is_file()]
+
+
 def _crops_of(data_root: Path, splits: list[str], limit: int | None) -> list[Sample]:
-    for split in splits:
-        if not (data_root / split / "crops" / "index.jsonl").is_file():
-            raise FileNotFoundError(
-                f"{data_root / split} has no crops/index.jsonl; `dvc repro` makes the splits params.yaml names"
-            )
+    if missing := missing_crops(data_root, splits):
+        raise FileNotFoundError(
+            f"{missing[0]} has no crops/index.jsonl; `dvc repro` makes the splits params.yaml names"
+        )
     return [c for split in splits for c in load_crops(data_root / split, limit)]
 
 
@@ -233,4 +237,4 @@ def train(
     return model.cpu().eval(), metrics
 
 
-__all__ = ["ReaderParams", "evaluate", "load_crops", "train", "training_crops", "validation_crops"]
+__all__ = ["ReaderParams", "evaluate", "load_crops", "missing_crops", "train", "training_crops", "validation_crops"]
