@@ -29,6 +29,12 @@ def _centre_in(b, r) -> bool:
     return r[0] <= cx <= r[2] and r[1] <= cy <= r[3]
 
 
+def _holds(outer, inner, slack: float = 3.0) -> bool:
+    """`inner` lies within `outer` (both axes, a few pixels' slack for a wall's width)."""
+    return (outer[0] - slack <= inner[0] and inner[2] <= outer[2] + slack
+            and outer[1] - slack <= inner[1] and inner[3] <= outer[3] + slack)  # fmt: skip
+
+
 def sort_framed(
     gray: np.ndarray, items: list[Reading], read_cells: ReadCells
 ) -> tuple[list[Reading], list[FeatureControlFrame], list[DatumSymbol]]:
@@ -59,7 +65,8 @@ def sort_framed(
             continue
         if w < 1.2 * h and (len(f.walls) > 2 or fw > 1.8 * fh):
             continue  # a tall reading (vertical text, a letter) only ever sits in a datum's square box
-        frames = [g for g in frames if not (f.box[0] <= g.box[0] and g.box[2] <= f.box[2])] + [f]
+        # a frame found from a cell of one already found (or the same) replaces it; frames elsewhere stay
+        frames = [g for g in frames if not _holds(f.box, g.box)] + [f]
     kept, fcfs, datums = list(items), [], []
     for f in frames:
         inside = [r for r in items if _centre_in(r.box, f.box)]

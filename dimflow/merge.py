@@ -90,6 +90,10 @@ def merge(
     # a page read from its text layer has its title block from the layer's labels and cells; the
     # detector's title-block box only fences OCR readings
     title_blocks = [b for b in found.boxes if b.cls == 2] if readings.source == "ocr" else []
+    if readings.source == "ocr" and readings.title_block is not None and readings.title_block.bbox:
+        # the block OCR found from its labels' drawn cells: on CAD sheets the detector (trained on
+        # plain title blocks) often misses it, and its part numbers (`M4-M5`) parse as dimensions
+        title_blocks.append(Box(2, *readings.title_block.bbox, score=1.0))
     # a detector that knows frames, datum symbols and roughness marks (classes 3-5) fences their
     # values on OCR pages: a number inside one is a tolerance, a datum or a roughness, never a dimension
     marks = [b for b in found.boxes if b.cls in MARK_CLASSES] if readings.source == "ocr" else []

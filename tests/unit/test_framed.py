@@ -88,3 +88,29 @@ def test_a_datum_boxed_with_its_square_walls_is_a_datum():
     datum = interpret(Box(0, 499, 99, 542, 142, 0.8), "4", 0.6)  # the box on the walls, not inside them
     kept, frames, datums = sort_framed(g, [datum], lambda crops: [("B", 0.9) for _ in crops])
     assert kept == [] and frames == [] and [d.label for d in datums] == ["B"]
+
+
+def test_a_wider_frame_elsewhere_does_not_swallow_one_found_before():
+    """A frame is replaced only by one that holds it: a wider frame lower on the sheet, spanning the
+    first one's columns, is another frame (it dropped the first, whose tolerance became a dimension)."""
+    import cv2
+
+    g = _page()
+    cv2.rectangle(g, (60, 320), (340, 360), 0, 2)  # ⊥ | 0.1 | A, wider than the frame above
+    for x in (100, 230):
+        cv2.line(g, (x, 320), (x, 360), 0, 2)
+    cv2.line(g, (70, 350), (90, 350), 0, 2)
+    cv2.line(g, (80, 328), (80, 350), 0, 2)
+    cv2.putText(g, "0.1", (115, 352), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
+    cv2.putText(g, "A", (270, 352), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
+    upper = interpret(Box(0, 160, 112, 222, 134, 0.9), "0.05", 0.95)
+    lower = interpret(Box(0, 113, 332, 161, 354, 0.9), "0.1", 0.95)
+    seen = []
+
+    def read(crops):  # the text engine stand-in: cells in the order asked, upper frame's first
+        seen.extend(c.shape for c in crops)
+        return [("0.05", 0.9), ("A", 0.9)] if len(seen) == 2 else [("0.1", 0.9), ("A", 0.9)]
+
+    kept, frames, _ = sort_framed(g, [upper, lower], read)
+    assert kept == []
+    assert sorted(f.tolerance for f in frames) == [0.05, 0.1]

@@ -118,6 +118,22 @@ def test_a_callout_that_parses_but_sits_in_the_title_block_is_text() -> None:
     assert [(t.text, t.confidence) for t in result.texts] == [("12.5", 0.27)]  # 0.9 x 0.3
 
 
+def test_a_callout_in_the_title_block_ocr_found_from_its_labels_is_text() -> None:
+    """On CAD sheets the detector often has no title-block box; the block found from its labels'
+    cells fences its part numbers (`M4-M5` parses as a thread) all the same."""
+    from dimflow.schema import TitleBlock
+
+    lines = strokes((40, 470, 90, 470, 1), (45, 440, 45, 480, 1))
+    part = interpret(Box(0, 50, 450, 80, 465, 0.9), "M5", 0.9)
+    block = TitleBlock(bbox=(0, 400, 300, 500), fields={"title": "AXLE"})
+    ocr = merge(PAGE, Detections(boxes=[part.box]), Readings(items=[part], title_block=block), lines, {}, frozenset())
+    assert ocr.dimensions == [] and [t.text for t in ocr.texts] == ["M5"]
+    outside = interpret(Box(0, 350, 450, 380, 465, 0.9), "M5", 0.9)
+    kept = merge(PAGE, Detections(boxes=[outside.box]), Readings(items=[outside], title_block=block),
+                 strokes((340, 470, 390, 470, 1), (345, 440, 345, 480, 1)), {}, frozenset())  # fmt: skip
+    assert [d.text for d in kept.dimensions] == ["M5"]
+
+
 def test_a_number_inside_a_detected_frame_datum_or_roughness_mark_is_text() -> None:
     lines = strokes((40, 470, 90, 470, 1), (45, 440, 45, 480, 1))
     for cls in (3, 4, 5):  # gdt, datum, surface_finish
