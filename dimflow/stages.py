@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -216,6 +217,25 @@ def interpret(box: Box, raw: str, confidence: float) -> Reading:
     return Reading(box=box, raw=raw, confidence=confidence, error=error)
 
 
+# the callout reader knows only a callout's characters, so it reads a section label or a table's cell as
+# digits; below this belief the text engine, which knows letters, reads the box as well
+SECOND_OPINION = 0.9
+# words a callout may hold (`dimflow.grammar`): any other run of three letters makes a reading text
+CALLOUT_WORDS = frozenset({"THRU", "TYP", "MAX", "MIN", "PLACES", "PLCS", "PL", "DEEP", "REF", "EQS", "HOLES", "NUT"})
+_TABLE_CELL = re.compile(r"[A-NP-Z]{1,2}\d{1,2}")  # a zone or table cell (`D2`); not O or Q, Ø's misreadings
+
+
+def not_a_callout(raw: str, conf: float, sure: float = 0.9) -> bool:
+    """The text engine's confident reading of a callout box says it is text: it has no digit (a
+    datum's `A`, `ZONE`), or a word no callout has (`SCALE 1 : 2`, `DETAIL F`), or is a table's
+    cell (`B2`); and the grammar refuses it."""
+    text = raw.strip()
+    if conf < sure or not text or interpret(Box(0, 0, 0, 1, 1, 1.0), text, conf).fields is not None:
+        return False
+    words = {w.upper().strip(".") for w in re.findall(r"[A-Za-z]{3,}\.?", text)}
+    return not any(c.isdigit() for c in text) or bool(words - CALLOUT_WORDS) or bool(_TABLE_CELL.fullmatch(text))
+
+
 def read(models: ModelSet, gray: np.ndarray, found: Detections, runs: list[TextRun] | None = None) -> Readings:
     return read_many(models, [gray], [found], [runs])[0]
 
@@ -265,11 +285,18 @@ def _read_ocr(models: ModelSet, grays: list[np.ndarray], found: list[Detections]
 
     dims = [(i, b) for i, f in enumerate(found) for b in f.boxes if b.cls == 0 and b.usable]
     texts = [(i, b) for i, f in enumerate(found) for b in f.boxes if b.cls == 1 and b.usable]
+    callouts = [interpret(b, raw, conf) for (_, b), (raw, conf) in
+                zip(dims, models.reader.read([cut(i, b) for i, b in dims]), strict=True)]  # fmt: skip
+    # a callout the reader doubts gets the text engine's reading too, read with the general texts
+    doubted = [k for k, r in enumerate(callouts) if r.confidence < SECOND_OPINION]
+    read_texts = models.text_engine.read([cut(i, b) for i, b in texts] + [cut(*dims[k]) for k in doubted])
+    for k, (raw, conf) in zip(doubted, read_texts[len(texts) :], strict=True):
+        if not_a_callout(raw, conf):  # letters no callout has: a label (SCALE 1:2), a table's cell, a datum
+            callouts[k] = Reading(box=dataclasses.replace(dims[k][1], cls=1), raw=raw, confidence=conf)
     out: list[list[Reading]] = [[] for _ in grays]
-    for (i, box), (raw, conf) in zip(dims, models.reader.read([cut(i, b) for i, b in dims]), strict=True):
-        out[i].append(interpret(box, raw, conf))
-    read_texts = models.text_engine.read([cut(i, b) for i, b in texts])
-    for (i, box), (raw, conf) in zip(texts, read_texts, strict=True):
+    for (i, _), reading in zip(dims, callouts, strict=True):
+        out[i].append(reading)
+    for (i, box), (raw, conf) in zip(texts, read_texts[: len(texts)], strict=True):
         out[i].append(Reading(box=box, raw=raw, confidence=conf))
     pages = []
     for i, items in enumerate(out):

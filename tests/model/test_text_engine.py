@@ -62,3 +62,19 @@ def test_a_strip_that_does_not_read_one_character_per_glyph_falls_back(engine: T
     crops = [glyph(z) for z in "AB"] + [glyph("1:1")]  # a scale in a glyph-shaped box: not one character
     got = [t for t, _ in engine.read(crops)]
     assert got == ["A", "B", "1:1"]
+
+
+LABELS = ["SCALE 1 : 2", "DETAIL F", "SECTION A-A", "ZONE", "REV", "NAME", "A", "D2"]
+CALLOUTS = ["Ø24", "6x Ø17", "R6", "45°", "135.00±0.05", "(154)", "4x Ø14 THRU", "10.00 MAX", "M8"]
+
+
+@pytest.mark.parametrize("font", ["adventor", "osifont"])
+def test_its_second_opinion_tells_labels_from_callouts(engine: TextEngine, font: str) -> None:
+    """What the callout reader doubts, the text engine reads again (`stages.not_a_callout`): section
+    labels, table headings and cells, datum letters are text; a callout never is, however it reads."""
+    from dimflow.stages import not_a_callout
+
+    labels = [not_a_callout(*got) for got in engine.read([glyph(t, font, 28) for t in LABELS])]
+    callouts = [not_a_callout(*got) for got in engine.read([glyph(t, font, 28) for t in CALLOUTS])]
+    assert sum(labels) >= len(LABELS) - 1, list(zip(LABELS, labels, strict=True))
+    assert not any(callouts), list(zip(CALLOUTS, callouts, strict=True))

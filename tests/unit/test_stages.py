@@ -149,3 +149,54 @@ def test_a_gray_png_is_stored_as_sent_and_anything_else_as_its_decoded_gray(tmp_
         assert (stored == data) is kept, name
         expected = inputs.load_pages(data, name)[0].gray
         assert np.array_equal(stages.page_pixels(store, ref), expected), name
+
+
+@pytest.mark.parametrize(
+    ("raw", "conf", "text"),
+    [
+        ("SCALE 1 : 2", 0.95, True),  # a word no callout has
+        ("DETAIL F", 1.0, True),
+        ("ZONE", 0.99, True),  # no digit: a heading, a datum letter
+        ("A", 0.98, True),
+        ("D2", 0.99, True),  # a zone or table cell
+        ("SCALE 1 : 2", 0.8, False),  # the engine unsure: the callout reader's reading stands
+        ("R6", 1.0, False),  # the grammar takes it: a callout
+        ("6x 017", 0.94, False),  # Ø read as 0: no letters, so no verdict
+        ("O2", 0.99, False),  # O or Q is how Ø reads: never a table cell
+        ("4x 014 THRU", 0.95, False),  # a callout's own words
+        ("0,15 B", 0.91, False),
+        ("", 0.99, False),
+    ],
+)
+def test_the_text_engines_reading_makes_a_doubted_callout_text(raw: str, conf: float, text: bool) -> None:
+    from dimflow.stages import not_a_callout
+
+    assert not_a_callout(raw, conf) is text
+
+
+def test_only_a_doubted_callout_is_read_again_and_a_label_becomes_text() -> None:
+    """The wiring: the callout reader's confident reading stands unasked; the doubted one is read by
+    the text engine beside the general texts, in one batch, and turns text when that reading is a label."""
+    from types import SimpleNamespace
+
+    from dimflow.records import Detections
+    from dimflow.stages import _read_ocr
+
+    label, callout, note = Box(0, 20, 20, 220, 50, 0.9), Box(0, 20, 100, 80, 130, 0.9), Box(1, 20, 200, 200, 230, 0.9)
+    asked: list[list[tuple[int, ...]]] = []
+
+    class Reader:
+        def read(self, crops):
+            return [("5/0.11", 0.6), ("25", 0.97)]
+
+    class Engine:
+        def read(self, crops):
+            asked.append([c.shape for c in crops])
+            return [("BREAK ALL EDGES", 0.95), ("SCALE 1 : 1", 0.97)][: len(crops)]
+
+    models = SimpleNamespace(reader=Reader(), text_engine=Engine())
+    gray = np.full((300, 300), 255, np.uint8)
+    (got,) = _read_ocr(models, [gray], [Detections(boxes=[label, callout, note])])
+    assert len(asked) == 1 and len(asked[0]) == 2  # the note and the doubted callout, together
+    by_text = {r.raw: (r.box.cls, r.fields is not None) for r in got.items}
+    assert by_text == {"SCALE 1 : 1": (1, False), "25": (0, True), "BREAK ALL EDGES": (1, False)}
