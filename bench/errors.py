@@ -79,11 +79,11 @@ def main() -> None:
                     print(f"{image.stem} FALSE  {p['text']!r:24} conf {p['confidence']:.2f}  under: {kind}")
         for j, t in enumerate(truth["dimensions"]):
             if j not in hit_t:
-                near = [p for p in preds if _centre_in(p["bbox"], t["bbox"], 6)]
-                got = near[0]["text"] if near else "-"
-                kinds["missed"] += 1
+                near = [p["text"] for p in preds if _centre_in(p["bbox"], t["bbox"], 6)]
+                as_text = [x.text for x in result.texts if _centre_in(list(x.bbox), t["bbox"], 6)]
+                kinds["missed, read as a wrong dimension" if near else "missed, text" if as_text else "missed, no box"] += 1
                 if not args.quiet:
-                    print(f"{image.stem} MISSED {t['text']!r:24} read: {got!r}")
+                    print(f"{image.stem} MISSED {t['text']!r:24} read: {near or '-'!r} as text: {as_text or '-'!r}")
     print(f"\n{args.split}: value F1 {score.value_f1:.4f}  recall {score.detect_recall:.3f}  "
           f"precision {score.detect_precision:.3f}  n_truth {score.n_truth}")  # fmt: skip
     print("errors:", dict(kinds.most_common()))

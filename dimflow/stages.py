@@ -332,14 +332,18 @@ def _ocr_title_block(gray: np.ndarray, found: Detections, items: list[Reading]):
     """The title block's fields from the text OCR read, by the same labels and drawn cells as on a
     text-layer page (the detector's title-block box, when it found one, bounds it)."""
     from dimflow.sheet import ink
-    from dimflow.textlayer import title_block
+    from dimflow.textlayer import grow_block, title_block
 
     if found.turn:
         return None
     hint = found.title_box()
     runs = [TextRun(text=r.raw.strip(), box=(r.box.x0, r.box.y0, r.box.x1, r.box.y1), angle=0,
                     size=r.box.y1 - r.box.y0) for r in items if r.box.cls == 1 and r.raw.strip()]  # fmt: skip
-    block, _ = title_block(runs, ink(gray), (hint.x0, hint.y0, hint.x1, hint.y1) if hint else None)
+    mask = ink(gray)
+    block, _ = title_block(runs, mask, (hint.x0, hint.y0, hint.x1, hint.y1) if hint else None)
+    if block is not None and block.bbox is not None:  # its unlabelled cells too: the merge fences them
+        boxes = [(r.box.x0, r.box.y0, r.box.x1, r.box.y1) for r in items if r.raw.strip()]
+        block = block.model_copy(update={"bbox": grow_block(block.bbox, boxes, mask)})
     return block
 
 

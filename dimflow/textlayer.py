@@ -231,6 +231,31 @@ def title_block(runs: list[TextRun], mask: np.ndarray, hint: Box | None = None) 
     return TitleBlock(bbox=_r(region), fields=fields), inside
 
 
+def grow_block(region: Box, boxes: Sequence[Box], mask: np.ndarray, gap: float = 12.0) -> Box:
+    """The title block's region grown by every drawn cell holding one of `boxes` that shares a line
+    with it (beside it within its rows, or above or below it within its columns), until none does:
+    the labels' cells bound only part of a block, and its unlabelled cells (a part number, a name)
+    hold what OCR would take for callouts. Cells in the border's zone band, or taller than half
+    the block (a view's outline around a callout), never join."""
+    h, w = mask.shape
+    cells = [c for b in boxes if not _centre_in(b, region) and (c := cell_at(mask, b, limit=300, texts=boxes))]
+    cells = [c for c in cells if (c[2] - c[0]) * (c[3] - c[1]) < 0.06 * w * h and not in_zone_band(c, w, h)]
+
+    def shares_a_line(c: Box, r: Box) -> bool:
+        beside = (abs(c[2] - r[0]) <= gap or abs(c[0] - r[2]) <= gap) and r[1] - gap <= c[1] and c[3] <= r[3] + gap
+        over = (abs(c[3] - r[1]) <= gap or abs(c[1] - r[3]) <= gap) and r[0] - gap <= c[0] and c[2] <= r[2] + gap
+        return beside or over
+
+    grown = True
+    while grown:
+        grown = False
+        for c in cells:
+            small = c[3] - c[1] <= 0.5 * (region[3] - region[1])  # a block's row, not a view's outline
+            if small and not _contains(region, c) and shares_a_line(c, region):
+                region, grown = _union([region, c]), True
+    return _r(region)
+
+
 _TABLE_HEADS = {"ZONE", "REV", "REV.", "DESCRIPTION", "DATE", "APPROVED", "ECO", "ECN", "BY", "CHANGE"}
 
 

@@ -197,3 +197,27 @@ def test_on_ocr_pages_a_callout_in_a_revision_table_is_its_text() -> None:
     assert any(flipped) and all(t for t, f in zip(in_table, flipped, strict=True) if f)
     kept = [b for a, b, t in zip(items, out, in_table, strict=True) if not t]
     assert [r.box.cls for r in kept] == [a.box.cls for a, t in zip(items, in_table, strict=True) if not t]
+
+
+def test_the_title_block_grows_over_its_unlabelled_cells_and_no_further() -> None:
+    """A block found from its labels' cells takes in the cells that share its lines (a part number
+    beside it, a name row above it), not a view's outline above it nor a zone mark's band."""
+    import cv2
+
+    from dimflow.textlayer import grow_block
+
+    g = np.full((1000, 1400), 255, np.uint8)
+    cv2.rectangle(g, (20, 20), (1380, 980), 0, 2)  # the border; its zone band is the outer 9% / 5%
+    cv2.rectangle(g, (700, 700), (1200, 940), 0, 2)  # the block: two rows of two cells, and one more row
+    for y in (780, 860):
+        cv2.line(g, (700, y), (1200, y), 0, 2)
+    cv2.line(g, (950, 700), (950, 940), 0, 2)
+    cv2.rectangle(g, (500, 860), (700, 940), 0, 2)  # an unlabelled cell beside the block's last row
+    cv2.rectangle(g, (700, 200), (1200, 700), 0, 2)  # a view's outline sitting on the block
+    labels = (700.0, 780.0, 1200.0, 940.0)  # the labels' cells: the lower two rows
+    part_number = (540.0, 890.0, 660.0, 910.0)
+    top_row = (760.0, 730.0, 880.0, 750.0)
+    in_the_view = (900.0, 440.0, 1000.0, 460.0)
+    got = grow_block(labels, [part_number, top_row, in_the_view], g < 200)
+    assert got[0] <= 502 and got[1] <= 702  # the part number's cell and the top row
+    assert got[1] > 650  # not the view
