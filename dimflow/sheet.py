@@ -16,6 +16,7 @@ import numpy as np
 ZONE_BAND = (0.09, 0.05)  # the sheet's outer band (share of width, of height) its border zone marks sit in
 
 INK = 200
+DRIFT = 4  # px a frame's top or bottom line may drift along its length (a scan's skew)
 Box = tuple[float, float, float, float]
 
 
@@ -62,7 +63,8 @@ def enclosing_frame(mask: np.ndarray, box: Box, reach: float = 1.2) -> Frame | N
     """The drawn rectangle around a horizontal run of text, if there is one: a line above and below
     it within `reach` text heights, and lines left and right of it joining them. The frame is then
     followed left and right along its top and bottom lines as far as both run (a feature control
-    frame's further cells), and its inner walls are the columns that cross it from top to bottom."""
+    frame's further cells; a scan's skew may move them `DRIFT` px off their rows), and its inner
+    walls are the columns that cross it from top to bottom."""
     x0, y0, x1, y1 = (round(v) for v in box)
     h = max(8, y1 - y0)
     r = int(reach * h)
@@ -76,14 +78,21 @@ def enclosing_frame(mask: np.ndarray, box: Box, reach: float = 1.2) -> Frame | N
     if left is None or right is None:
         return None
 
+    def follow(row: int, x: int) -> int | None:
+        """The line's row at column x, from its row at the last column: a scanned sheet's lines
+        drift a pixel at a time (a skew), so the search re-centres on the ink it finds."""
+        rows = np.flatnonzero(mask[row - 1 : row + 2, x])
+        return None if rows.size == 0 else row - 1 + round(float(rows.mean()))
+
     def along(x: int, step: int) -> int:
-        # follow both lines while they continue
-        while (
-            0 <= x + step < mask.shape[1]
-            and mask[top - 1 : top + 2, x + step].any()
-            and mask[bottom - 1 : bottom + 2, x + step].any()
-        ):
-            x += step
+        # follow both lines while they continue, at most a few pixels off their rows where found
+        inside = x - 2 * step  # just inside the wall: each line's middle there, not its edge the search met
+        t, b = follow(top, inside) or top, follow(bottom, inside) or bottom
+        while 0 <= x + step < mask.shape[1]:
+            nt, nb = follow(t, x + step), follow(b, x + step)
+            if nt is None or nb is None or abs(nt - top) > DRIFT or abs(nb - bottom) > DRIFT:
+                break
+            t, b, x = nt, nb, x + step
         return x
 
     fx0, fx1 = along(left, -1), along(right, 1)

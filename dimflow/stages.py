@@ -218,10 +218,13 @@ def interpret(box: Box, raw: str, confidence: float) -> Reading:
 
 
 # the callout reader knows only a callout's characters, so it reads a section label or a table's cell as
-# digits; below this belief the text engine, which knows letters, reads the box as well
+# digits; below this belief (the reader's, and the detector's as the merge counts it) the text engine,
+# which knows letters, reads the box as well
 SECOND_OPINION = 0.9
 # words a callout may hold (`dimflow.grammar`): any other run of three letters makes a reading text
-CALLOUT_WORDS = frozenset({"THRU", "TYP", "MAX", "MIN", "PLACES", "PLCS", "PL", "DEEP", "REF", "EQS", "HOLES", "NUT"})
+CALLOUT_WORDS = frozenset(
+    {"THRU", "ALL", "TYP", "TYPICAL", "MAX", "MIN", "PLACES", "PLCS", "PL", "DEEP", "REF", "EQS", "HOLES", "NUT"}
+)
 _TABLE_CELL = re.compile(r"[A-NP-Z]{1,2}\d{1,2}")  # a zone or table cell (`D2`); not O or Q, Ø's misreadings
 
 
@@ -288,7 +291,7 @@ def _read_ocr(models: ModelSet, grays: list[np.ndarray], found: list[Detections]
     callouts = [interpret(b, raw, conf) for (_, b), (raw, conf) in
                 zip(dims, models.reader.read([cut(i, b) for i, b in dims]), strict=True)]  # fmt: skip
     # a callout the reader doubts gets the text engine's reading too, read with the general texts
-    doubted = [k for k, r in enumerate(callouts) if r.confidence < SECOND_OPINION]
+    doubted = [k for k, r in enumerate(callouts) if r.confidence * min(1.0, r.box.score / 0.8) < SECOND_OPINION]
     read_texts = models.text_engine.read([cut(i, b) for i, b in texts] + [cut(*dims[k]) for k in doubted])
     for k, (raw, conf) in zip(doubted, read_texts[len(texts) :], strict=True):
         if not_a_callout(raw, conf):  # letters no callout has: a label (SCALE 1:2), a table's cell, a datum

@@ -114,3 +114,19 @@ def test_a_wider_frame_elsewhere_does_not_swallow_one_found_before():
     kept, frames, _ = sort_framed(g, [upper, lower], read)
     assert kept == []
     assert sorted(f.tolerance for f in frames) == [0.05, 0.1]
+
+
+def test_a_frame_whose_lines_drift_a_few_pixels_is_followed_to_its_symbol_cell() -> None:
+    """A scanned frame's top and bottom lines drift (skew, cells drawn one by one): the frame is
+    followed to its first cell all the same, so the symbol is read there, not in the tolerance's."""
+    import cv2
+
+    from dimflow.sheet import enclosing_frame, ink
+
+    g = np.full((200, 400), 255, np.uint8)
+    cv2.rectangle(g, (40, 51), (100, 101), 0, 2)  # the symbol cell, a pixel lower than the rest
+    cv2.rectangle(g, (100, 50), (330, 100), 0, 2)  # tolerance | datum
+    cv2.line(g, (260, 50), (260, 100), 0, 2)
+    cv2.putText(g, "0.15", (130, 88), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 0, 2)
+    f = enclosing_frame(ink(g), (104, 60, 250, 92))
+    assert f is not None and f.box[0] <= 41 and len(f.cells) == 3
