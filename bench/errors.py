@@ -81,7 +81,8 @@ def main() -> None:
             if j not in hit_t:
                 near = [p["text"] for p in preds if _centre_in(p["bbox"], t["bbox"], 6)]
                 as_text = [x.text for x in result.texts if _centre_in(list(x.bbox), t["bbox"], 6)]
-                kinds["missed, read as a wrong dimension" if near else "missed, text" if as_text else "missed, no box"] += 1
+                how = "read as a wrong dimension" if near else "text" if as_text else "no box"
+                kinds[f"missed, {how}"] += 1
                 if not args.quiet:
                     print(f"{image.stem} MISSED {t['text']!r:24} read: {near or '-'!r} as text: {as_text or '-'!r}")
     print(f"\n{args.split}: value F1 {score.value_f1:.4f}  recall {score.detect_recall:.3f}  "
