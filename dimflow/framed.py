@@ -19,7 +19,7 @@ import numpy as np
 from dimflow import gdt
 from dimflow.records import Reading
 from dimflow.schema import DatumSymbol, FeatureControlFrame, SurfaceFinish
-from dimflow.sheet import Frame, enclosing_frame, ink
+from dimflow.sheet import Frame, contains, enclosing_frame, ink
 
 ReadCells = Callable[[list[np.ndarray]], list[tuple[str, float]]]
 
@@ -27,12 +27,6 @@ ReadCells = Callable[[list[np.ndarray]], list[tuple[str, float]]]
 def _centre_in(b, r) -> bool:
     cx, cy = (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2
     return r[0] <= cx <= r[2] and r[1] <= cy <= r[3]
-
-
-def _holds(outer, inner, slack: float = 3.0) -> bool:
-    """`inner` lies within `outer` (both axes, a few pixels' slack for a wall's width)."""
-    return (outer[0] - slack <= inner[0] and inner[2] <= outer[2] + slack
-            and outer[1] - slack <= inner[1] and inner[3] <= outer[3] + slack)  # fmt: skip
 
 
 def sort_framed(
@@ -66,7 +60,7 @@ def sort_framed(
         if w < 1.2 * h and (len(f.walls) > 2 or fw > 1.8 * fh):
             continue  # a tall reading (vertical text, a letter) only ever sits in a datum's square box
         # a frame found from a cell of one already found (or the same) replaces it; frames elsewhere stay
-        frames = [g for g in frames if not _holds(f.box, g.box)] + [f]
+        frames = [g for g in frames if not contains(f.box, g.box, tol=3.0)] + [f]
     kept, fcfs, datums = list(items), [], []
     for f in frames:
         inside = [r for r in items if _centre_in(r.box, f.box)]

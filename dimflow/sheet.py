@@ -27,6 +27,12 @@ def in_zone_band(box: Box, width: float, height: float) -> bool:
     return cx < mx or cx > width - mx or cy < my or cy > height - my
 
 
+def contains(outer: Box, inner: Box, tol: float = 2.0) -> bool:
+    """`inner` lies within `outer` in both axes, `tol` px of slack (a wall's width)."""
+    return (outer[0] - tol <= inner[0] and outer[1] - tol <= inner[1] and inner[2] <= outer[2] + tol
+            and inner[3] <= outer[3] + tol)  # fmt: skip
+
+
 def ink(gray: np.ndarray) -> np.ndarray:
     return gray < INK
 

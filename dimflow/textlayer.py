@@ -31,7 +31,7 @@ from dimflow import gdt
 from dimflow.grammar import GrammarError, parse
 from dimflow.pdftext import TextRun
 from dimflow.schema import CalloutFields, DatumSymbol, FeatureControlFrame, SurfaceFinish, TitleBlock
-from dimflow.sheet import Frame, enclosing_frame, has_glyph, in_zone_band, ink
+from dimflow.sheet import Frame, contains, enclosing_frame, has_glyph, in_zone_band, ink
 
 Box = tuple[float, float, float, float]
 
@@ -89,11 +89,6 @@ def _union(boxes: list[Box]) -> Box:
 def _centre_in(box: Box, region: Box) -> bool:
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     return region[0] <= cx <= region[2] and region[1] <= cy <= region[3]
-
-
-def _contains(outer: Box, inner: Box, tol: float = 2.0) -> bool:
-    return (outer[0] - tol <= inner[0] and outer[1] - tol <= inner[1] and inner[2] <= outer[2] + tol
-            and inner[3] <= outer[3] + tol)  # fmt: skip
 
 
 # ---------------------------------------------------------------- title block
@@ -251,7 +246,7 @@ def grow_block(region: Box, boxes: Sequence[Box], mask: np.ndarray, gap: float =
         grown = False
         for c in cells:
             small = c[3] - c[1] <= 0.5 * (region[3] - region[1])  # a block's row, not a view's outline
-            if small and not _contains(region, c) and shares_a_line(c, region):
+            if small and not contains(region, c) and shares_a_line(c, region):
                 region, grown = _union([region, c]), True
     return _r(region)
 
@@ -329,7 +324,7 @@ def _frames(runs: list[TextRun], todo: set[int], mask: np.ndarray) -> list[tuple
         fw, fh = f.box[2] - f.box[0], f.box[3] - f.box[1]
         if fh > 3.2 * r.size or fw > 30 * r.size:
             continue  # a view's outline or a table, not a frame around text
-        found = [g for g in found if not _contains(f.box, g.box)] + [f]
+        found = [g for g in found if not contains(f.box, g.box)] + [f]
     return [(f, sorted(i for i in todo if _centre_in(runs[i].box, f.box))) for f in found]
 
 
